@@ -1,0 +1,122 @@
+"""The one call shape every provider speaks: `LLMRequest` in, `LLMResult` out.
+
+Stage code builds `LLMRequest`s (messages + optional pydantic schema + the cacheable shared prefix) and hands
+them to an `LLMClient` (see `client.py`), which adds caching, the ledger, cost, budget, retries and bounded
+concurrency around a `Provider`. Providers only translate a request to their wire format and back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from ..jobs import JobPaused
+
+
+class LLMError(RuntimeError):
+    """An LLM call failed in a way the user can act on; the message names the fix."""
+
+
+class LLMAuthError(LLMError):
+    """Missing or rejected API key (never retried)."""
+
+
+class LLMModelError(LLMError):
+    """Unknown or unavailable model name (never retried)."""
+
+
+class LLMTransientError(LLMError):
+    """Rate limit, overload, 5xx, timeout or connection error: retried with backoff."""
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class BudgetExceeded(JobPaused, LLMError):
+    """The project's or run's budget is reached: no new request is sent; the job pauses, resumable."""
+
+
+@dataclass
+class LLMRequest:
+    """One LLM call. `shared_prefix` is the part identical across many calls (task spec, plan, examples):
+    providers that support prompt caching mark it cacheable, so per-row calls pay it once."""
+
+    messages: list[dict]
+    system: str | None = None
+    shared_prefix: str | None = None
+    schema: type[BaseModel] | None = None
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    role: str = "cheap"  # "cheap" (per-row work) or "strong" (rerank, plan)
+    model: str | None = None  # overrides the role's model
+    stage: str | None = None
+    unit_key: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def schema_json(self) -> dict | None:
+        return self.schema.model_json_schema() if self.schema is not None else None
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass
+class ProviderReply:
+    """What a provider returns: raw text, the JSON object it produced (tool input / JSON mode), usage."""
+
+    text: str
+    data: Any = None
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    stop_reason: str | None = None
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class LLMResult:
+    request: LLMRequest
+    ok: bool
+    text: str = ""
+    parsed: Any = None  # pydantic instance when the request had a schema, else None
+    error: str | None = None
+    provider: str = ""
+    model: str = ""
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    from_cache: bool = False
+    call_id: int | None = None
+
+
+class Provider(ABC):
+    """A provider is registered by name, says whether it needs a key, and makes one call."""
+
+    name: ClassVar[str] = ""
+    needs_key: ClassVar[bool] = False
+    quality_note: ClassVar[str | None] = None  # shown in the UI/CLI, e.g. for the embedded model
+    supports_prompt_cache: ClassVar[bool] = False
+    supports_batches: ClassVar[bool] = False
+
+    @abstractmethod
+    def call(self, req: LLMRequest, model: str) -> ProviderReply:
+        """Send one request; raise LLMTransientError for retryable faults, LLMAuthError/LLMModelError otherwise."""
+
+    def default_model(self, role: str) -> str:
+        return ""
+
+    def count_tokens(self, req: LLMRequest, model: str) -> int | None:
+        """Exact input token count where the provider can tell; None to fall back to an estimate."""
+        return None
+
+    def close(self) -> None:  # pragma: no cover - optional
+        pass
