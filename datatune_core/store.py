@@ -711,14 +711,19 @@ class Store:
                 n += cur.rowcount
         return n
 
-    def set_status_where(self, project_id: int, status: str, reason: str | None = None, **filters: Any) -> int:
-        """Bulk accept/reject of every row matching the filters (the review page's filtered selection)."""
-        if status not in ROW_STATUSES:
+    def set_status_where(self, project_id: int, new_status: str, new_reason: str | None = None,
+                         **filters: Any) -> int:
+        """Bulk accept/reject of every row matching the filters (the review page's filtered selection).
+
+        Filters are those of `list_rows` (status, dataset_id, reason, search, source, min_len, max_len)."""
+        if new_status not in ROW_STATUSES:
             raise ValueError(f"Row status must be one of {ROW_STATUSES}.")
+        if new_status == "rejected" and not new_reason:
+            new_reason = "user_rejected: rejected in review"
         where, params = self._row_filter(project_id, **filters)
         with self.tx() as c:
             cur = c.execute(f"UPDATE rows SET status=?, reason=?, updated_at=? WHERE {where}",
-                            (status, reason, _now(), *params))
+                            (new_status, None if new_status != "rejected" else new_reason, _now(), *params))
             return cur.rowcount
 
     def delete_rows(self, project_id: int, run_id: str | None = None) -> int:
