@@ -96,6 +96,13 @@ class LLMResult:
     latency_ms: float = 0.0
     from_cache: bool = False
     call_id: int | None = None
+    batch: bool = False
+
+    def raise_for_error(self) -> "LLMResult":
+        """Return self when ok, else raise LLMError with the recorded reason (for single, must-succeed calls)."""
+        if not self.ok:
+            raise LLMError(f"LLM call failed ({self.provider}/{self.model}): {self.error}")
+        return self
 
 
 class Provider(ABC):
@@ -120,3 +127,28 @@ class Provider(ABC):
 
     def close(self) -> None:  # pragma: no cover - optional
         pass
+
+    # ---- optional extensions (added by the LLM layer; defaults keep simple providers simple) ----
+    def cache_id(self) -> str:
+        """Identity used in the response-cache key (name plus, e.g., the server URL)."""
+        return self.name
+
+    def describe(self) -> dict:
+        """What the UI/CLI shows about this provider (no secrets)."""
+        return {"provider": self.name, "needs_key": self.needs_key, "quality_note": self.quality_note}
+
+    def list_models(self) -> list[str]:
+        return [m for m in (self.default_model("cheap"), self.default_model("strong")) if m]
+
+    # Message-batch support (providers with supports_batches = True implement these three).
+    def submit_batch(self, items: list[tuple[str, "LLMRequest", str]]) -> str:
+        """Submit (custom_id, request, model) items; returns the provider's batch id."""
+        raise NotImplementedError(f"{self.name} has no batch API")
+
+    def poll_batch(self, batch_id: str) -> dict:
+        """{"status": "in_progress"|"ended"|"canceling", "counts": {...}}."""
+        raise NotImplementedError(f"{self.name} has no batch API")
+
+    def batch_results(self, batch_id: str) -> "list[tuple[str, ProviderReply | Exception]]":
+        """(custom_id, reply or the error for that item) for every finished item of an ended batch."""
+        raise NotImplementedError(f"{self.name} has no batch API")
