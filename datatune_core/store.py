@@ -364,15 +364,9 @@ class Store:
                 f"The workspace folder {self.home} is not writable ({e.strerror}). "
                 "Set DATATUNE_HOME to a writable folder or fix its permissions."
             ) from e
-        if self.db_path.exists() and self.db_path.stat().st_size > 0:
-            with open(self.db_path, "rb") as fh:
-                head = fh.read(16)
-            if head != b"SQLite format 3\x00":
-                raise StoreError(
-                    f"The workspace database {self.db_path} is not a SQLite database (corrupt or overwritten). "
-                    "Move it aside (e.g. rename it to workspace.db.bad) to start a fresh workspace, "
-                    "or set DATATUNE_HOME to another folder."
-                )
+        # No open()/close() of workspace.db here: closing any descriptor of the file drops every POSIX lock this
+        # process's SQLite connections hold on it, after which another process may delete the WAL under them
+        # ("database disk image is malformed"). A file that is not SQLite is reported by `conn` instead.
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -388,8 +382,9 @@ class Store:
                 c.execute("PRAGMA foreign_keys=ON")
             except sqlite3.DatabaseError as e:
                 raise StoreError(
-                    f"Cannot open the workspace database {self.db_path}: {e}. "
-                    "Move the file aside to start fresh, or set DATATUNE_HOME to another folder."
+                    f"Cannot open the workspace database {self.db_path}: {e} (corrupt or not a SQLite database). "
+                    "Move it aside (e.g. rename it to workspace.db.bad) to start a fresh workspace, "
+                    "or set DATATUNE_HOME to another folder."
                 ) from e
             self._local.conn = c
         return c
