@@ -16,11 +16,12 @@ the whole bulk run at once instead of retrying every request.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -161,6 +162,14 @@ class LLMClient:
         self._lock = threading.Lock()
         self._fatal: LLMError | None = None
         self._stats = {"attempts": 0, "retries": 0, "throttled": 0}
+        self.on_poll: Callable[[dict], None] | None = None  # called while waiting on a batch (e.g. ctx.check_cancel)
+        self.logger: Callable[[str], None] | None = None  # e.g. JobContext.log
+
+    def log(self, message: str) -> None:
+        if self.logger is not None:
+            self.logger(message)
+        else:
+            logging.getLogger(__name__).info(message)
 
     # ------------------------------------------------------------------ public
     @property
