@@ -1,8 +1,13 @@
-"""DataTune Studio: the Streamlit entry point (navigation only; pages live in pages/)."""
+"""DataTune Studio: the Streamlit entry point (navigation and the shared sidebar; pages live in pages/).
+
+Run with `datatune app` (or `streamlit run app.py`); the server binds to 127.0.0.1 (.streamlit/config.toml).
+"""
 
 from __future__ import annotations
 
 import streamlit as st
+
+from datatune_ui.layout import sidebar
 
 st.set_page_config(page_title="DataTune Studio", page_icon=":material/tune:", layout="wide")
 
@@ -16,4 +21,6 @@ PAGES = [
     st.Page("pages/6_Evaluate_Export.py", title="Evaluate & Export", icon=":material/insights:"),
 ]
 
-st.navigation(PAGES).run()
+nav = st.navigation(PAGES)
+sidebar()
+nav.run()
