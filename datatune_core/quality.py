@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .judge import Difficulty, Rated, loss_values, rate_pairs, summarise, LOSS_NOTE
+from .judge import LOSS_NOTE, Difficulty, Rated, loss_values, rate_pairs, summarise
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 MIX = "mix"
@@ -57,6 +57,7 @@ class QualityConfig:
     difficulty: str = "auto"  # "judge" (LLM 1-5), "loss" (base-model loss), "none"; auto = judge if an LLM is set
     judge_sample: int = 50  # rows rated per source
     loss_sample: int = 32  # rows scored by the loss proxy per source
+    proxy_model: str | None = None  # base model for the loss proxy: local folder/.gguf; None = embedded SmolLM2
     near_dup_threshold: float = 0.7  # Jaccard of input word-bigram sets at or above which two rows are near-dups
     num_perm: int = 128  # MinHash permutations
     max_labels: int = 20  # outputs with at most this many distinct values (and short) count as labels
@@ -263,12 +264,12 @@ def length_summary(lengths: Sequence[int]) -> dict:
 
 
 def label_balance(outputs: Sequence[str], labels: Sequence[str] | None = None, max_labels: int = 20,
-                  max_label_tokens: float = 5.0) -> LabelBalance | None:
+                  max_label_tokens: float = 5.0, force: bool = False) -> LabelBalance | None:
     """Counts of each output label, normalised entropy and majority share, or None when outputs are free text.
 
     With `labels`, outputs are matched case-insensitively to them (anything else counts as "(other)").
-    Without, outputs count as labels when there are 2..`max_labels` distinct stripped values, each seen
-    twice on average, and they average at most `max_label_tokens` tokens.
+    Without, outputs count as labels when there are 1..`max_labels` distinct stripped values, each seen
+    twice on average, and they average at most `max_label_tokens` tokens (`force` skips this test).
     """
     vals = [(o or "").strip() for o in outputs]
     if not vals:
@@ -281,9 +282,8 @@ def label_balance(outputs: Sequence[str], labels: Sequence[str] | None = None, m
     else:
         counts = Counter(vals)
         k = len(counts)
-        if not 2 <= k <= max_labels or len(vals) < 2 * k:
-            return None
-        if sum(len(tokenize(v)) for v in vals) / len(vals) > max_label_tokens:
+        if not force and (k > max_labels or len(vals) < 2 * k
+                          or sum(len(tokenize(v)) for v in vals) / len(vals) > max_label_tokens):
             return None
     n = sum(counts.values())
     k = len(counts)
@@ -436,6 +436,12 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
         groups.setdefault(r.source, []).append(i)
         kinds[r.source] = r.kind
     own_sources = list(groups)
+    if own_sources == ["dataset"] and name != "dataset":  # one unlabelled source: call it by the dataset's name
+        groups = {name: groups.pop("dataset")}
+        kinds[name] = kinds.pop("dataset")
+        for r in rows:
+            r.source = name
+        own_sources = [name]
     if len(own_sources) > 1:
         groups[MIX] = list(range(len(rows)))
         kinds[MIX] = MIX
@@ -478,7 +484,7 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
     # -- difficulty over the union of per-source samples
     method = cfg.difficulty
     if method == "auto":
-        method = "judge" if (client is not None or _llm_configured()) else ("loss" if proxy is not None else "none")
+        method = "judge" if (client is not None or _llm_configured()) else "loss"
     rated: dict[int, Rated] = {}
     diff_model = ""
     if method != "none":
@@ -491,19 +497,21 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
             if client is None:
                 from .llm import get_client
 
-                client = get_client()
+                client = get_client(stage="quality")
             items, diff_model = rate_pairs(keys, client, task=task)
         else:
-            items, diff_model = loss_values(keys, *(proxy or (None, None)))
+            items, diff_model = loss_values(keys, *(proxy or (None, None)), model_name=cfg.proxy_model)
         by_key = dict(zip(keys, items))
         rated = {i: by_key[(rows[i].input, rows[i].output)] for i in want}
         timings["difficulty"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    own_idx = [i for i, r in enumerate(rows) if r.kind != "eval"]
+    is_cls = label_balance([rows[i].output for i in own_idx], cfg.labels, cfg.max_labels) is not None
     sources = []
     for src, idx in groups.items():
         say(f"profiling {src}")
-        sp = _profile_source(src, kinds[src], idx, rows, toks_in, len_out, sh, mh, cfg)
+        sp = _profile_source(src, kinds[src], idx, rows, toks_in, len_out, sh, mh, cfg, is_cls)
         if emb:
             es = [i for i in sample(idx, cfg.embed_sample) if i in emb]
             sp.embedding_sample = len(es)
@@ -530,13 +538,17 @@ def _input_hash(text: str) -> str:
 
 
 def _profile_source(name: str, kind: str, idx: list[int], rows: list[_Row], toks_in: list[list[str]],
-                    len_out: list[int], sh: list[set[str]], mh: list, cfg: QualityConfig) -> SourceProfile:
+                    len_out: list[int], sh: list[set[str]], mh: list, cfg: QualityConfig,
+                    classification: bool) -> SourceProfile:
     toks = [toks_in[i] for i in idx]
     li = [len(t) for t in toks]
     lo = [len_out[i] for i in idx]
     near = near_duplicate_flags([sh[i] for i in idx], cfg.near_dup_threshold, cfg.num_perm, mh=[mh[i] for i in idx])
     exact = exact_duplicate_flags([" ".join(t) for t in toks])
-    labels = label_balance([rows[i].output for i in idx], cfg.labels, cfg.max_labels)
+    outs = [rows[i].output for i in idx]
+    labels = None
+    if classification:  # the training data has labels: count them in every source (eval: if it has labels too)
+        labels = label_balance(outs, cfg.labels, cfg.max_labels, force=kind != "eval")
     keep = cfg.max_stored_lengths
     return SourceProfile(
         name=name, kind=kind, n=len(idx), unique_bigrams_per_example=unique_bigrams_per_example(toks),
@@ -714,8 +726,13 @@ def run_quality_job(ctx: Any) -> dict:
     if cfg.labels is None and (proj.settings or {}).get("labels"):
         cfg.labels = list(proj.settings["labels"])
     eval_task = conf.get("eval_task", proj.eval_task)
+    client = None
+    if cfg.difficulty == "judge" or (cfg.difficulty == "auto" and _llm_configured()):
+        from .llm import get_client
+
+        client = get_client(store, proj.id, ctx.job_id, stage="quality")  # cached, in the ledger, budgeted
     ctx.log(f"profiling {len(rows)} rows of {proj.name!r} (dataset version {version})")
-    prof = profile(rows, config=cfg, eval_task=eval_task, task=proj.instruction, name=proj.name,
+    prof = profile(rows, config=cfg, eval_task=eval_task, task=proj.instruction, name=proj.name, client=client,
                    progress=lambda m: (ctx.check_cancel(), ctx.progress(m)))
     prof.dataset_version, prof.project_id = version, proj.id
     art = save_profile(store, proj.id, prof)
