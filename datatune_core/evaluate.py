@@ -1,0 +1,312 @@
+"""BIG-bench evaluation: two-shot prompts, multiple choice by log-likelihood, generative by exact match.
+
+In: a unit name (see `bigbench.list_units()`), a causal LM (local folder / .gguf / default demo model) and
+optionally a LoRA adapter. Out: `EvalResult` (score in [0, 1], normalized score = 100*(score-low)/(high-low),
+per-example predictions).
+
+- Multiple choice follows BIG-bench's `multiple_choice_grade`: each choice's summed log-probability as the answer to
+  the prompt; the chosen choice earns its `target_scores` value (so any of several equally-best choices is full
+  credit); ties between equal log-probabilities are broken by BIG-bench's deterministic sha256 rule.
+- Generative: greedy decoding, first line, stripped, compared exactly with the targets (`exact_str_match`).
+- Prompts: the unit's instruction (description + task_prefix) and its 2 demos, formatted by `models.build_prompt`,
+  exactly as training formats rows. The base model and the fine-tuned model see the same prompts in the same run
+  (`evaluate_pair`, the adapter switched off for the base).
+- Leakage guard: an adapter trained by DataTune records the hashes of its training inputs; evaluating it on a unit
+  whose test inputs it saw is refused.
+
+    >>> from datatune_core.evaluate import evaluate
+    >>> r = evaluate("cause_and_effect/two_sentences", limit=10)   # default SmolLM2 on CPU, ~30 s
+    >>> r.summary()   # {"task": ..., "n": 10, "score": ..., "normalized_score": ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import bigbench
+from .bigbench import BBExample, BigBenchUnit
+from .errors import UserError
+
+TRAINING_META = "datatune_training.json"
+
+
+@dataclass
+class ExampleResult:
+    index: int
+    prediction: str
+    score: float  # target score of the chosen answer (mc) or 1/0 exact match
+    log_probs: list[float] | None = None
+
+
+@dataclass
+class EvalResult:
+    task: str
+    model: str
+    adapter: str | None
+    n: int
+    score: float
+    normalized_score: float
+    format: str
+    prompt_style: str
+    random_chance: float | None = None
+    seconds: float = 0.0
+    examples: list[ExampleResult] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"task": self.task, "n": self.n, "score": round(self.score, 6),
+                "normalized_score": round(self.normalized_score, 4)}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- scoring rules (no model needed)
+def bigbench_argmax(values: list[float]) -> int:
+    """argmax with BIG-bench's deterministic pseudo-random tie breaking (sha256 of the float64 array)."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype=np.float64)
+    best = np.arange(len(arr))[arr == np.max(arr)]
+    idx = int(hashlib.sha256(arr.tobytes()).hexdigest(), 16) % len(best)
+    return int(best[idx])
+
+
+def multiple_choice_grade(log_probs: list[list[float]], examples: list[BBExample]) -> float:
+    """Mean target score of the highest log-probability choice (BIG-bench multiple_choice_grade)."""
+    if not examples:
+        return 0.0
+    total = 0.0
+    for lps, ex in zip(log_probs, examples, strict=True):
+        assert ex.choices and ex.target_scores
+        total += ex.target_scores[ex.choices[bigbench_argmax(lps)]]
+    return total / len(examples)
+
+
+def exact_match(prediction: str, targets: list[str]) -> float:
+    return 1.0 if prediction.strip() in {t.strip() for t in targets} else 0.0
+
+
+def normalized_score(score: float, unit: BigBenchUnit) -> float:
+    """100 * (score - low) / (high - low): 0 = random chance, 100 = perfect."""
+    return 100.0 * (score - unit.low_score) / (unit.high_score - unit.low_score)
+
+
+# ----------------------------------------------------------------------------- prompts
+def unit_prompt(unit: BigBenchUnit, tok: Any, ex: BBExample, style: str = "auto") -> str:
+    from .models import build_prompt
+
+    demos = [(bigbench.format_input(unit, d), d.output) for d in unit.demos]
+    return build_prompt(tok, bigbench.instruction(unit), demos, bigbench.format_input(unit, ex), style)
+
+
+def select_examples(unit: BigBenchUnit, limit: int | None) -> list[BBExample]:
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1.")
+    return unit.test[:limit] if limit else list(unit.test)
+
+
+# ----------------------------------------------------------------------------- model scoring
+def choice_log_probs(model: Any, tok: Any, prompt: str, choices: list[str], style: str = "auto",
+                     batch_size: int = 8) -> list[float]:
+    """Summed log-probability of each choice's tokens following the prompt."""
+    import torch
+
+    from .models import encode_answer, prompt_ids
+
+    p_ids = prompt_ids(tok, prompt, style)
+    device = next(model.parameters()).device
+    out: list[float] = []
+    for start in range(0, len(choices), batch_size):
+        chunk = [encode_answer(tok, c, style) for c in choices[start:start + batch_size]]
+        seqs = [p_ids + c for c in chunk]
+        width = max(len(s) for s in seqs)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        for i, c in enumerate(chunk):
+            if not c:
+                out.append(0.0)
+                continue
+            pos = torch.arange(len(p_ids) - 1, len(p_ids) - 1 + len(c), device=device)
+            lp = torch.log_softmax(logits[i, pos], dim=-1)
+            out.append(float(lp.gather(1, torch.tensor(c, device=device)[:, None]).sum()))
+    return out
+
+
+def generate_answer(model: Any, tok: Any, prompt: str, style: str = "auto", max_new_tokens: int = 48) -> str:
+    """Greedy continuation, cut at the stop tokens and the first newline."""
+    import torch
+
+    from .models import prompt_ids, stop_token_ids
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids(tok, prompt, style)], device=device)
+    with torch.no_grad():
+        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, eos_token_id=stop_token_ids(tok, style),
+                             pad_token_id=tok.pad_token_id)
+    text = tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True)
+    return text.strip().split("\n", 1)[0].strip() if text.strip() else ""
+
+
+def score_example(model: Any, tok: Any, unit: BigBenchUnit, ex: BBExample, style: str = "auto",
+                  max_new_tokens: int | None = None) -> ExampleResult:
+    prompt = unit_prompt(unit, tok, ex, style)
+    if unit.format == "multiple_choice":
+        lps = choice_log_probs(model, tok, prompt, ex.choices or [], style)
+        pick = ex.choices[bigbench_argmax(lps)]
+        return ExampleResult(ex.index, pick, float(ex.target_scores[pick]), lps)
+    if max_new_tokens is None:
+        from .models import encode
+
+        longest = max([len(encode(tok, d.output)) for d in unit.demos] + [8])
+        max_new_tokens = min(96, 2 * longest + 8)
+    pred = generate_answer(model, tok, prompt, style, max_new_tokens)
+    return ExampleResult(ex.index, pred, exact_match(pred, ex.targets or [ex.target or ""]))
+
+
+def aggregate(unit: BigBenchUnit, results: list[ExampleResult], *, model: str, adapter: str | None,
+              style: str, seconds: float = 0.0) -> EvalResult:
+    score = sum(r.score for r in results) / len(results) if results else 0.0
+    return EvalResult(task=unit.name, model=model, adapter=adapter, n=len(results), score=score,
+                      normalized_score=normalized_score(score, unit), format=unit.format, prompt_style=style,
+                      random_chance=unit.random_chance, seconds=seconds, examples=results)
+
+
+# ----------------------------------------------------------------------------- leakage guard
+def training_meta(adapter: str | Path | None) -> dict:
+    if not adapter:
+        return {}
+    p = Path(adapter) / TRAINING_META
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+
+
+def check_leakage(adapter: str | Path | None, unit: BigBenchUnit) -> None:
+    """Refuse to evaluate an adapter whose training inputs include one of the unit's test inputs."""
+    seen = set(training_meta(adapter).get("train_input_hashes") or [])
+    if not seen:
+        return
+    overlap = seen & bigbench.test_hashes(unit.name, unit.root)
+    if overlap:
+        raise UserError(f"{len(overlap)} training row(s) of adapter {adapter} equal test inputs of {unit.name}: the "
+                        "score would be inflated. Retrain with `--eval-task " + unit.name + "` so those rows are "
+                        "removed before training.")
+
+
+# ----------------------------------------------------------------------------- loading
+def load_for_eval(model: str | None, adapter: str | None) -> tuple[Any, Any, str]:
+    """(model, tokenizer, base model location); the adapter (if any) attached as a PeftModel."""
+    from .models import load_causal_lm
+
+    meta = training_meta(adapter)
+    if adapter and not Path(adapter).is_dir():
+        raise UserError(f"Adapter folder {adapter} does not exist; pass the `adapter` folder written by training.")
+    base = model or meta.get("base_model")
+    m, tok = load_causal_lm(base)
+    if adapter:
+        from peft import PeftModel
+
+        m = PeftModel.from_pretrained(m, adapter).eval()
+    return m, tok, base or "default"
+
+
+def evaluate(unit: str, model: str | None = None, adapter: str | None = None, limit: int | None = None, *,
+             prompt_style: str = "auto", loaded: tuple[Any, Any] | None = None, root: str | None = None,
+             progress: Any = None) -> EvalResult:
+    """Score one unit with a model (and adapter). `loaded=(model, tok)` reuses an already loaded model."""
+    from .models import model_label, resolve_style
+
+    u = bigbench.load_unit(unit, root)
+    check_leakage(adapter, u)
+    if loaded is None:
+        m, tok, base = load_for_eval(model, adapter)
+    else:
+        (m, tok), base = loaded, model or "default"
+    style = resolve_style(tok, prompt_style)
+    t0 = time.perf_counter()
+    results = []
+    exs = select_examples(u, limit)
+    for i, ex in enumerate(exs):
+        results.append(score_example(m, tok, u, ex, style))
+        if progress:
+            progress(i + 1, len(exs))
+    return aggregate(u, results, model=model_label(base), adapter=adapter, style=style,
+                     seconds=time.perf_counter() - t0)
+
+
+def evaluate_pair(unit: str, model: str | None, adapter: str, limit: int | None = None, *,
+                  prompt_style: str = "auto", root: str | None = None) -> tuple[EvalResult, EvalResult]:
+    """(base, fine-tuned) on the same prompts in one run: one model load, the adapter disabled for the base."""
+    m, tok, base = load_for_eval(model, adapter)
+    with m.disable_adapter():
+        base_r = evaluate(unit, base, None, limit, prompt_style=prompt_style, loaded=(m, tok), root=root)
+    tuned = evaluate(unit, base, adapter, limit, prompt_style=prompt_style, loaded=(m, tok), root=root)
+    return base_r, tuned
+
+
+def save_result(store: Any, r: EvalResult, project_id: int | None = None, run_id: int | None = None,
+                variant: str = "") -> int:
+    details = {"variant": variant, "format": r.format, "prompt_style": r.prompt_style, "seconds": r.seconds,
+               "random_chance": r.random_chance,
+               "examples": [{"index": e.index, "prediction": e.prediction, "score": e.score} for e in r.examples]}
+    return store.add_eval_result(task=r.task, model=r.model, n=r.n, score=r.score,
+                                 normalized_score=r.normalized_score, adapter=r.adapter, project_id=project_id,
+                                 run_id=run_id, details=details)
+
+
+# ----------------------------------------------------------------------------- background job
+def run_eval_job(ctx: Any) -> dict:
+    """Job kind "evaluate". Config: units (list), model, adapter, limit, compare (base too), prompt_style, run_id.
+
+    Units are examples (`variant|unit|index`), so a stopped evaluation resumes where it was.
+    """
+    cfg = ctx.config
+    names = cfg.get("units") or ([cfg["unit"]] if cfg.get("unit") else [])
+    if not names:
+        raise UserError("An evaluation job needs `units` (BIG-bench unit names).")
+    adapter = cfg.get("adapter")
+    variants = (["base", "tuned"] if cfg.get("compare", True) else ["tuned"]) if adapter else ["base"]
+    units = {n: bigbench.load_unit(n, cfg.get("root")) for n in names}
+    for u in units.values():
+        if adapter:
+            check_leakage(adapter, u)
+    keys = [f"{v}|{n}|{ex.index}" for v in variants for n, u in units.items()
+            for ex in select_examples(u, cfg.get("limit"))]
+    ctx.set_total(len(keys))
+    todo = set(ctx.pending(keys))
+    from .models import model_label, resolve_style
+
+    m, tok, base = load_for_eval(cfg.get("model"), adapter)
+    style = resolve_style(tok, cfg.get("prompt_style", "auto"))
+    for v in variants:
+        for n, u in units.items():
+            for ex in select_examples(u, cfg.get("limit")):
+                key = f"{v}|{n}|{ex.index}"
+                if key not in todo:
+                    continue
+                ctx.check_cancel()
+                if v == "base" and adapter:
+                    with m.disable_adapter():
+                        r = score_example(m, tok, u, ex, style)
+                else:
+                    r = score_example(m, tok, u, ex, style)
+                ctx.commit(key, {"prediction": r.prediction, "score": r.score})
+                ctx.progress(f"{v} {n}: example {ex.index}", done=ctx.done_count())
+    done = ctx.store.unit_results(ctx.job_id)
+    summary = []
+    for v in variants:
+        for n, u in units.items():
+            res = [ExampleResult(ex.index, done[k]["prediction"], done[k]["score"])
+                   for ex in select_examples(u, cfg.get("limit")) if (k := f"{v}|{n}|{ex.index}") in done]
+            r = aggregate(u, res, model=model_label(base), adapter=adapter if v == "tuned" else None, style=style)
+            save_result(ctx.store, r, ctx.project_id, cfg.get("run_id"), variant=v)
+            summary.append({"variant": v, **r.summary()})
+            ctx.log(f"{v} {n}: score {r.score:.3f}, normalized {r.normalized_score:.1f} (n={r.n})")
+    return {"results": summary}
