@@ -50,7 +50,7 @@ def reason_code(reason: str | None) -> str | None:
 
 @dataclass
 class ValidationConfig:
-    """Limits of the filters. `near_dup_threshold` is a Jaccard similarity of word shingles (0..1)."""
+    """Limits of the filters. Thresholds are Jaccard similarities of word shingles; 1.0 turns that filter off."""
 
     max_chars: int = 6000
     near_dup_threshold: float = 0.9
@@ -92,6 +92,10 @@ def _stem(text: str) -> str:
     return re.split(r"\n\s*(?:options|choices)\s*:", text, maxsplit=1, flags=re.I)[0]
 
 
+def _lsh(threshold: float, num_perm: int) -> MinHashLSH | None:
+    return None if threshold >= 1.0 else MinHashLSH(threshold=threshold, num_perm=num_perm)
+
+
 class RowValidator:
     """Checks one transformed row at a time and remembers the kept ones for duplicate detection."""
 
@@ -103,15 +107,15 @@ class RowValidator:
         self.demo_hashes = {text_hash(str(d.get("input", ""))) for d in demos if str(d.get("input", "")).strip()}
         self.demo_texts = [normalize_text(str(d.get("input", ""))) for d in demos]
         self.eval_hashes: set[str] = set()
-        self.eval_lsh = MinHashLSH(threshold=self.cfg.eval_overlap_threshold, num_perm=self.cfg.num_perm)
+        self.eval_lsh = _lsh(self.cfg.eval_overlap_threshold, self.cfg.num_perm)
         for i, t in enumerate(eval_texts or []):
             self.eval_hashes.add(text_hash(t))
             self.eval_hashes.add(text_hash(_stem(t)))
             m = _minhash(t, self.cfg.num_perm)
-            if m is not None and len(_shingles(t)) >= self.cfg.min_words_for_near_dup:
+            if m is not None and self.eval_lsh is not None and len(_shingles(t)) >= self.cfg.min_words_for_near_dup:
                 self.eval_lsh.insert(f"e{i}", m)
         self.seen: set[str] = set()
-        self.lsh = MinHashLSH(threshold=self.cfg.near_dup_threshold, num_perm=self.cfg.num_perm)
+        self.lsh = _lsh(self.cfg.near_dup_threshold, self.cfg.num_perm)
         self._n = 0
 
     # ------------------------------------------------------------------ state
@@ -127,7 +131,7 @@ class RowValidator:
     def _remember(self, inp: str) -> None:
         self.seen.add(text_hash(inp))
         m = _minhash(inp, self.cfg.num_perm)
-        if m is not None and len(_shingles(inp)) >= self.cfg.min_words_for_near_dup:
+        if m is not None and self.lsh is not None and len(_shingles(inp)) >= self.cfg.min_words_for_near_dup:
             self._n += 1
             self.lsh.insert(f"r{self._n}", m)
 
@@ -163,12 +167,12 @@ class RowValidator:
             return "eval_overlap: the input equals an evaluation row"
         m = _minhash(inp, self.cfg.num_perm)
         big = m is not None and len(_shingles(inp)) >= self.cfg.min_words_for_near_dup
-        if big and self.eval_lsh.query(m):
+        if big and self.eval_lsh is not None and self.eval_lsh.query(m):
             return (f"eval_overlap: the input is a near copy of an evaluation row "
                     f"(Jaccard >= {self.cfg.eval_overlap_threshold})")
         if h in self.seen:
             return "exact_duplicate: same normalized input as an earlier row"
-        if big and self.lsh.query(m):
+        if big and self.lsh is not None and self.lsh.query(m):
             return f"near_duplicate: Jaccard >= {self.cfg.near_dup_threshold} with an earlier row"
         return None
 

@@ -58,8 +58,8 @@ def project(store, tmp_path):
 def row_from_request(req) -> dict:
     """The row JSON of a per-row request (LLMRequest or Messages-API JSON)."""
     if isinstance(req, dict):
-        content = req["messages"][-1]["content"]
+        content = req["messages"][0]["content"]
         text = content if isinstance(content, str) else " ".join(b.get("text", "") for b in content)
     else:
-        text = req.messages[-1]["content"]
+        text = req.messages[0]["content"]
     return json.loads(text.split("\n", 1)[1])
