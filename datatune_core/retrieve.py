@@ -1,0 +1,295 @@
+"""Retrieval: task description -> ranked, explained `Candidate` datasets (hybrid search, LLM rerank, leakage guard).
+
+In: a `TaskSpec` (or plain text) and catalog paths. Out: a `RetrievalResult` with `.candidates` (ranked, each
+dataset once, with BM25/dense/fused scores and, after rerank, the chosen config and a one-sentence reason)
+and `.excluded` (records dropped by the leakage guard, each with `excluded_reason`).
+
+Steps: BM25 (bm25s) and dense MiniLM (faiss) scores over the persisted index (`searchindex.py`), fused by
+weighted reciprocal-rank fusion (weights tuned on bench/data; see docs/retrieval.md); the leakage guard drops
+the evaluation unit's families and any dataset whose rows overlap the unit's test inputs; the top N go to the
+LLM reranker (`rerank.py`, self-consistency votes).
+
+    >>> from datatune_core.retrieve import search
+    >>> res = search("Decide whether a tweet is sarcastic", top_k=5, rerank=False)
+    >>> [c.record.id for c in res.candidates]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .catalog import DatasetRecord, load_rows
+from .searchindex import IndexConfig, SearchIndex, build_index, index_status, load_index  # noqa: F401
+
+DEPTH = 200  # how deep each retriever's ranking goes into the fusion
+ROW_SCAN_LIMIT = 20_000  # rows per record checked by the overlap guard
+
+
+@dataclass
+class FusionWeights:
+    """Weighted reciprocal-rank fusion: score = w_bm25/(k + rank_bm25) + w_dense/(k + rank_dense)."""
+
+    w_bm25: float = 1.0
+    w_dense: float = 1.0
+    k: float = 60.0
+
+
+# Tuned on bench/data/retrieval_labels.jsonl by bench/retrieval_eval.py (see docs/retrieval.md).
+DEFAULT_FUSION = FusionWeights(w_bm25=1.0, w_dense=1.0, k=60.0)
+
+
+@dataclass
+class Candidate:
+    record: DatasetRecord
+    config: str | None = None
+    fused_score: float = 0.0
+    bm25_score: float | None = None
+    dense_score: float | None = None
+    rerank_rank: int | None = None
+    rerank_votes: int | None = None
+    reason: str | None = None
+    excluded_reason: str | None = None
+
+    def to_dict(self, with_record: bool = False) -> dict:
+        d = {"dataset_id": self.record.id, "name": self.record.name, "source": self.record.source,
+             "config": self.config, "fused_score": self.fused_score, "bm25_score": self.bm25_score,
+             "dense_score": self.dense_score, "rerank_rank": self.rerank_rank, "rerank_votes": self.rerank_votes,
+             "reason": self.reason, "excluded_reason": self.excluded_reason}
+        if with_record:
+            d["record"] = self.record.to_dict()
+        return d
+
+
+@dataclass
+class RetrievalResult:
+    query: str
+    candidates: list[Candidate] = field(default_factory=list)
+    excluded: list[Candidate] = field(default_factory=list)
+    reranked: bool = False
+    votes: int = 0  # votes that returned a usable ranking
+    none_votes: int = 0  # votes that said "none of these fits"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def none_fits(self) -> bool:
+        """True when most usable votes said no candidate fits the task."""
+        return self.none_votes > 0 and self.none_votes * 2 > self.votes + self.none_votes
+
+    def ids(self) -> list[str]:
+        return [c.record.id for c in self.candidates]
+
+
+def rrf_fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: float) -> dict[int, float]:
+    """Weighted reciprocal-rank fusion of several rankings (lists of item positions, best first)."""
+    scores: dict[int, float] = {}
+    for ranking, w in zip(rankings, weights):
+        for r, item in enumerate(ranking):
+            scores[int(item)] = scores.get(int(item), 0.0) + w / (k + r + 1)
+    return scores
+
+
+def hybrid_rank(index: SearchIndex, text: str, fusion: FusionWeights | None = None, depth: int = DEPTH,
+                mode: str = "hybrid") -> list[Candidate]:
+    """All retrieved records, best first: mode 'bm25', 'dense' or 'hybrid' (weighted RRF)."""
+    fusion = fusion or DEFAULT_FUSION
+    if not len(index):
+        return []
+    bm = index.bm25_scores(text) if mode in ("bm25", "hybrid") else None
+    bm_rank: list[int] = []
+    if bm is not None:
+        order = np.argsort(-bm, kind="stable")[:depth]
+        bm_rank = [int(i) for i in order if bm[i] > 0]
+    d_rank: list[int] = []
+    d_sim: dict[int, float] = {}
+    if mode in ("dense", "hybrid"):
+        ids, sims = index.dense_scores(text, k=depth)
+        d_rank = [int(i) for i in ids]
+        d_sim = {int(i): float(s) for i, s in zip(ids, sims)}
+    if mode == "bm25":
+        fused = {i: float(bm[i]) for i in bm_rank}
+    elif mode == "dense":
+        fused = dict(d_sim)
+    else:
+        fused = rrf_fuse([bm_rank, d_rank], [fusion.w_bm25, fusion.w_dense], fusion.k)
+    order = sorted(fused, key=lambda i: (-fused[i], i))
+    return [Candidate(record=index.records[i], config=_default_config(index.records[i]), fused_score=fused[i],
+                      bm25_score=float(bm[i]) if bm is not None else None, dense_score=d_sim.get(i))
+            for i in order]
+
+
+def _default_config(record: DatasetRecord) -> str | None:
+    return record.configs[0].name if record.configs else None
+
+
+# ----------------------------------------------------------------------------------- leakage guard
+@dataclass
+class LeakageGuard:
+    """What must not reach training data for one BIG-bench evaluation unit."""
+
+    unit: str
+    families: set[str]
+    test_hashes: set[str]
+
+    @classmethod
+    def for_unit(cls, unit: str) -> "LeakageGuard":
+        from . import bigbench
+
+        fams = set(bigbench.excluded_families(unit))
+        hashes = {bigbench.text_hash(s) for s in bigbench.test_inputs(unit) if bigbench.normalize_text(s)}
+        try:
+            hashes |= set(bigbench.test_hashes(unit))
+        except AttributeError:  # older bigbench module without test_hashes
+            pass
+        hashes.discard(bigbench.text_hash(""))
+        return cls(unit=unit, families=fams, test_hashes=hashes)
+
+    def family_reason(self, record: DatasetRecord) -> str | None:
+        fam = record.family
+        if fam is None and record.source == "bigbench":
+            fam = record.id.split("/")[1] if "/" in record.id else record.id
+        if fam and fam in self.families:
+            return f"same task family as the evaluation task {self.unit!r} ({fam})"
+        return None
+
+    def overlap_reason(self, record: DatasetRecord) -> str | None:
+        """Scan the record's rows (every config) for values whose normalized hash is a test input."""
+        if not record.has_rows() or not self.test_hashes:
+            return None
+        hits = 0
+        where: list[str] = []
+        configs = [c.name for c in record.configs] or [None]
+        for cfg in configs:
+            try:
+                for row_id, row in load_rows(record, cfg, limit=ROW_SCAN_LIMIT):
+                    if _row_hashes(row) & self.test_hashes:
+                        hits += 1
+                        if len(where) < 3:
+                            where.append(row_id)
+            except Exception:  # unreadable rows cannot leak; the transform stage reports them
+                continue
+        if hits:
+            return (f"{hits} row(s) overlap the test inputs of {self.unit!r} (e.g. {', '.join(where)})")
+        return None
+
+
+def _row_hashes(row: dict) -> set[str]:
+    from .bigbench import normalize_text, text_hash
+
+    out: set[str] = set()
+    for v in row.values():
+        if isinstance(v, str):
+            if normalize_text(v):
+                out.add(text_hash(v))
+        elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            out.add(text_hash("\n".join(v)))
+    return out
+
+
+_GUARD_CACHE: dict[tuple[str, str, str], str | None] = {}
+
+
+def _overlap_cached(guard: LeakageGuard, record: DatasetRecord) -> str | None:
+    key = (guard.unit, record.id, record.content_hash())
+    if key not in _GUARD_CACHE:
+        _GUARD_CACHE[key] = guard.overlap_reason(record)
+    return _GUARD_CACHE[key]
+
+
+# ------------------------------------------------------------------------------------------- search
+def _query_of(spec_or_text: Any) -> tuple[str, str, list[dict], str | None]:
+    """(search text, instruction, examples, eval_task) from a TaskSpec or a string."""
+    if isinstance(spec_or_text, str):
+        return spec_or_text, spec_or_text, [], None
+    text = spec_or_text.query_text()
+    examples = [{"input": e.input, "output": e.output} for e in getattr(spec_or_text, "examples", [])]
+    return text, spec_or_text.instruction, examples, getattr(spec_or_text, "eval_task", None)
+
+
+def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_k: int = 10, rerank: bool = True,
+           client: Any = None, eval_task: str | None = None, *, rerank_n: int = 25, votes: int = 5,
+           fusion: FusionWeights | None = None, mode: str = "hybrid", home: Path | str | None = None,
+           index: SearchIndex | None = None) -> RetrievalResult:
+    """Rank catalog datasets for a task. `eval_task` (or the spec's) turns on the leakage guard."""
+    from .errors import UserError
+
+    text, instruction, examples, spec_eval = _query_of(spec_or_text)
+    if not text.strip():
+        raise UserError("The search text is empty. Describe the task, e.g. 'classify tweets as sarcastic or not'.")
+    if top_k < 1:
+        raise UserError("--top-k must be at least 1.")
+    eval_task = eval_task or spec_eval
+    idx = index or load_index(catalogs, home=home)
+    ranked = hybrid_rank(idx, text, fusion, mode=mode)
+    result = RetrievalResult(query=text)
+    if idx.problems:
+        result.notes.append(f"{len(idx.problems)} catalog line(s) were skipped (first: {idx.problems[0]}).")
+    pool_size = max(top_k, rerank_n if rerank else 0)
+    pool: list[Candidate] = []
+    guard = LeakageGuard.for_unit(eval_task) if eval_task else None
+    if guard:
+        for rec in idx.records:  # the whole family is listed, ranked or not
+            why = guard.family_reason(rec)
+            if why:
+                result.excluded.append(Candidate(record=rec, config=_default_config(rec), excluded_reason=why))
+        fam_ids = {c.record.id for c in result.excluded}
+    seen: set[str] = set()
+    for cand in ranked:
+        if cand.record.id in seen:
+            continue
+        seen.add(cand.record.id)
+        if guard:
+            if cand.record.id in fam_ids:
+                continue
+            why = _overlap_cached(guard, cand.record)
+            if why:
+                cand.excluded_reason = why
+                result.excluded.append(cand)
+                continue
+        pool.append(cand)
+        if len(pool) >= pool_size:
+            break
+    if rerank and pool:
+        from .rerank import rerank_candidates
+
+        out = rerank_candidates(instruction, examples, pool[:rerank_n], client=client, votes=votes)
+        pool = out.candidates + pool[rerank_n:]
+        result.reranked, result.votes, result.none_votes = out.usable_votes > 0, out.usable_votes, out.none_votes
+        result.notes.extend(out.notes)
+    result.candidates = pool[:top_k]
+    return result
+
+
+def save_candidates(store: Any, project_id: int, result: RetrievalResult) -> int:
+    """Replace the project's pending candidates with this result (user decisions are kept). Returns the count."""
+    store.clear_candidates(project_id, keep_decided=True)
+    n = 0
+    for c in result.candidates + result.excluded:
+        store.upsert_candidate(project_id, c.record.id, record=c.record.to_dict(), config=c.config,
+                               source=c.record.source, fused_score=c.fused_score, bm25_score=c.bm25_score,
+                               dense_score=c.dense_score, rerank_rank=c.rerank_rank, rerank_votes=c.rerank_votes,
+                               reason=c.reason, excluded_reason=c.excluded_reason)
+        n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------------------- the job
+def run_index_job(ctx: Any) -> dict:
+    """Job kind "index": build/refresh the index of config["catalogs"] (default catalogs) with progress."""
+    cfg = ctx.config or {}
+    catalogs = cfg.get("catalogs")
+    ctx.progress("starting", done=0, total=1)
+
+    def report(msg: str, done: int, total: int) -> None:
+        ctx.check_cancel()
+        ctx.progress(msg, done=done, total=max(total, 1))
+
+    idx = build_index(catalogs, home=cfg.get("home"), progress=report)
+    stats = dict(idx.stats)
+    ctx.log(f"index built: {stats}")
+    ctx.commit("index", stats)
+    return stats

