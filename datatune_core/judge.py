@@ -42,6 +42,7 @@ Reply with a single digit from 1 to 5 and nothing else."""
 RATING_KEYS = ("1", "2", "3", "4", "5")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _SCALE = re.compile(r"\b1\s*(?:-|–|to)\s*5\b|(?:/|out of)\s*5\b", re.IGNORECASE)
+_WORD_ONLY = re.compile(r"^(?:(?:rating|difficulty|score)\s*(?:is|:|=)?\s*)?(one|two|three|four|five)$")
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 MAX_FIELD_CHARS = 4000
 
@@ -92,8 +93,8 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float | None,
 def parse_rating(reply: Any) -> tuple[int | None, str]:
     """A judge reply -> (rating, status) with status "ok" | "malformed" | "out_of_range".
 
-    Takes the first number in the text ("4", "Rating: 4/5", "On a 1-5 scale: 4"), else a number word ("four"),
-    or a dict
+    Takes the first number in the text ("4", "Rating: 4/5", "On a 1-5 scale: 4"), else a reply that is just a
+    number word ("four", "Rating: four"; a "one" inside prose does not count), or a dict
     with a "rating"/"difficulty"/"score" key. Decimals inside 1-5 are rounded half up (3.5 -> 4).
     """
     if isinstance(reply, dict):
@@ -113,7 +114,7 @@ def parse_rating(reply: Any) -> tuple[int | None, str]:
         if m:
             value = float(m.group(0))
         else:
-            word = re.search(r"\b(one|two|three|four|five)\b", text.casefold())
+            word = _WORD_ONLY.match(text.casefold().strip(" .!\n\t\"'*"))  # "four", "Rating: four" - not prose
             if not word:
                 return None, "malformed"
             value = float(_WORDS[word.group(1)])

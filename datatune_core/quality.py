@@ -310,6 +310,11 @@ def minhashes(shingle_sets: Sequence[set[str]], num_perm: int = 128, seed: int =
     return MinHash.bulk([[s.encode("utf-8") for s in sh] for sh in shingle_sets], num_perm=num_perm, seed=seed)
 
 
+def lsh_threshold(threshold: float) -> float:
+    """The LSH banding threshold: well below the exact one, so pairs near it are still found (then verified)."""
+    return min(0.95, max(0.1, threshold - 0.25))
+
+
 def near_duplicate_flags(shingle_sets: Sequence[set[str]], threshold: float = 0.7, num_perm: int = 128,
                          mh: Sequence | None = None) -> list[bool]:
     """For each example: does another example in the set reach Jaccard >= threshold? (LSH candidates, exact check)."""
@@ -319,7 +324,7 @@ def near_duplicate_flags(shingle_sets: Sequence[set[str]], threshold: float = 0.
     if n < 2:
         return [False] * n
     mh = list(mh) if mh is not None else minhashes(shingle_sets, num_perm)
-    lsh = MinHashLSH(threshold=min(threshold, 0.99), num_perm=num_perm)
+    lsh = MinHashLSH(threshold=lsh_threshold(threshold), num_perm=num_perm)
     flags = [False] * n
     for i, m in enumerate(mh):
         for j in lsh.query(m):
@@ -567,7 +572,7 @@ def _near_eval_overlap(sources: list[SourceProfile], groups: dict[str, list[int]
     if ev is None:
         return
     ev_idx = groups[ev.name]
-    lsh = MinHashLSH(threshold=min(cfg.near_dup_threshold, 0.99), num_perm=cfg.num_perm)
+    lsh = MinHashLSH(threshold=lsh_threshold(cfg.near_dup_threshold), num_perm=cfg.num_perm)
     for i in ev_idx:
         lsh.insert(i, mh[i])
     for sp in sources:
