@@ -31,8 +31,7 @@ from typing import Any
 from . import bigbench
 from .bigbench import BBExample, BigBenchUnit
 from .errors import UserError
-
-TRAINING_META = "datatune_training.json"
+from .models import TRAINING_META
 
 
 @dataclass
