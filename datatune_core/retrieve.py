@@ -292,4 +292,7 @@ def run_index_job(ctx: Any) -> dict:
     stats = dict(idx.stats)
     ctx.log(f"index built: {stats}")
     ctx.commit("index", stats)
+    n = max(stats.get("embedded", 0), 1)
+    ctx.progress(f"index ready: {stats['n_records']} records ({stats['embedded']} embedded, {stats['cached']} cached)",
+                 done=n, total=n)
     return stats
