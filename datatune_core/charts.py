@@ -247,10 +247,11 @@ class ExportResult:
 
 
 def find_browser() -> str | None:
-    """Chrome/Chromium for kaleido: BROWSER_PATH, then the usual names on PATH, then /usr/bin/chromium."""
+    """Chrome/Chromium for kaleido: BROWSER_PATH (None when it names a missing file), then the usual names on
+    PATH, then /usr/bin/chromium."""
     env = os.environ.get("BROWSER_PATH")
-    if env and Path(env).is_file():
-        return env
+    if env:
+        return env if Path(env).is_file() else None
     for name in BROWSER_NAMES:
         found = shutil.which(name)
         if found:
@@ -277,7 +278,8 @@ def export_figures(figs: dict[str, Any], out_dir: Path | str, formats: tuple[str
     if "png" in formats and figs:
         browser = find_browser()
         if browser is None:
-            res.message = PNG_HELP
+            env = os.environ.get("BROWSER_PATH")
+            res.message = (f"BROWSER_PATH={env} does not exist. " if env else "") + PNG_HELP
             return res
         os.environ.setdefault("BROWSER_PATH", browser)
         try:

@@ -83,10 +83,10 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float | None,
     m = float(sum(values) / n)
     if n == 1:
         return m, None, None
-    from scipy import stats
+    from scipy.special import stdtrit  # Student-t quantile (lighter than importing scipy.stats)
 
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    half = float(stdtrit(n - 1, 0.5 + level / 2)) * sd / math.sqrt(n)
     return m, m - half, m + half
 
 

@@ -1,0 +1,125 @@
+"""Job kind "quality" (profile stored as an artifact keyed by dataset version, found again for a training run)
+and the `datatune quality` command (JSON result on the last line)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from datatune_core import jobs
+from datatune_core.quality import QualityProfile, dataset_version, find_profile, load_dataset_rows, profile_for_run
+from datatune_core.store import RowRecord
+
+NO_MODELS = {"embed": False, "difficulty": "none"}
+
+
+def _project(store, eval_task=None) -> int:
+    pid = store.create_project("qp", "Answer yes or no.", [{"input": "Is fire hot?", "output": "yes"}],
+                               eval_task=eval_task)
+    rows = [RowRecord(input=f"Is thing {i} hot?", output="yes" if i % 2 else "no", status="kept", dataset_id="ds1",
+                      source_row_id=str(i)) for i in range(6)]
+    rows += [RowRecord(input="Is fire hot?", output="yes", status="kept", source="synthetic", source_row_id="s1"),
+             RowRecord(input="Is snow hot?", output="no", status="rejected", source="synthetic", source_row_id="s2"),
+             RowRecord(input="Is tea hot?", output="yes", status="edited", source="synthetic", source_row_id="s3")]
+    store.add_rows(pid, rows)
+    return pid
+
+
+def test_quality_job_stores_a_profile_per_dataset_version(store, mini_bench):
+    pid = _project(store, eval_task=mini_bench)
+    job_id = jobs.start_job(store, "quality", {"project_id": pid, "quality": NO_MODELS}, project_id=pid,
+                            background=False)
+    job = store.get_job(job_id)
+    assert job.status == "done", job.error
+    rows, _ = load_dataset_rows("project:qp", store=store)
+    assert len(rows) == 8  # kept + edited, not the rejected row
+    version = dataset_version(rows)
+    assert job.result["dataset_version"] == version and job.result["summary"]["n"] == 8
+    arts = store.list_artifacts(pid, kind="quality_profile")
+    assert len(arts) == 1 and arts[0]["meta"]["dataset_version"] == version
+    prof = find_profile(store, pid, version)
+    assert isinstance(prof, QualityProfile) and prof.project_id == pid
+    assert [s.name for s in prof.sources] == ["ds1", "synthetic", "mix", "eval:mini_yesno"]
+    assert prof.get("synthetic").eval_overlap == 1  # "Is fire hot?" is a test input of the mini unit
+    assert find_profile(store, pid, "sha256:other") is None
+
+    run_id = store.create_training_run(pid, {"preset": "cpu-demo"}, dataset_version=version)
+    run = next(r for r in store.list_training_runs(pid) if r["id"] == run_id)
+    assert profile_for_run(store, run).dataset_version == version
+    assert profile_for_run(store, {"project_id": pid, "dataset_version": None}) is None
+
+
+def test_quality_job_uses_the_callers_dataset_version_and_runs_in_a_worker(store):
+    pid = _project(store)
+    job_id = jobs.start_job(store, "quality", {"project_id": pid, "dataset_version": "train-run-7",
+                                               "quality": NO_MODELS}, project_id=pid)
+    job = jobs.wait_job(store, job_id, timeout_s=120)
+    assert job.status == "done", (job.error, store.job_logs(job_id))
+    assert find_profile(store, pid, "train-run-7").main.n == 8
+
+
+runner = CliRunner()
+
+
+def _last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_cli_profiles_a_file_and_compares(tmp_path):
+    from datatune_core.cli import app
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps({"input": f"what is {i} plus {i}?", "output": str(2 * i)}) + "\n"
+                         for i in range(10)), encoding="utf-8")
+    b.write_text(json.dumps({"input": "what is 1 plus 1?", "output": "2"}) + "\n" * 1 +
+                 json.dumps({"input": "what is 1 plus 1?", "output": "2"}) + "\n", encoding="utf-8")
+    res = runner.invoke(app, ["quality", str(a), "--compare", str(b), "--no-judge", "--no-embed",
+                              "--out", str(tmp_path / "p.json")])
+    assert res.exit_code == 0, res.output
+    out = _last_json(res.stdout)
+    src = out["profile"]["sources"][0]
+    assert src["source"] == "a" and src["n"] == 10
+    # bigrams: "what is" (shared) + "is i", "i plus", "plus i", "i ?" for i = 0..9 -> (1 + 40) / 10
+    assert src["unique_bigrams_per_example"] == pytest.approx(4.1)
+    assert out["compare"]["metrics"]["near_duplicate_rate"] == {"a": 0.0, "b": 1.0, "diff": 1.0}
+    assert QualityProfile.load(tmp_path / "p.json").main.n == 10
+
+
+def test_cli_project_save(store):
+    from datatune_core.cli import app
+
+    pid = _project(store)
+    res = runner.invoke(app, ["quality", "project:qp", "--no-judge", "--no-embed", "--save"])
+    assert res.exit_code == 0, res.output
+    out = _last_json(res.stdout)
+    assert out["artifact_id"] and out["profile"]["dataset_version"].startswith("sha256:")
+    assert find_profile(store, pid, out["profile"]["dataset_version"]) is not None
+
+
+def test_cli_reports_a_missing_file_clearly(tmp_path):
+    from datatune_core.cli import app
+
+    res = runner.invoke(app, ["quality", str(tmp_path / "none.jsonl"), "--no-judge", "--no-embed"])
+    assert res.exit_code != 0 and "does not exist" in str(res.exception)
+
+
+def test_cli_judge_through_claude_settings_against_the_scripted_server(store, monkeypatch):
+    from datatune_core.cli import app
+    from tests.fakes.messages_server import MessagesServer
+
+    _project(store)
+    with MessagesServer(responder=lambda req: "4") as srv:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", srv.api_key)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.url)
+        res = runner.invoke(app, ["quality", "project:qp", "--no-embed", "--judge-sample", "3"])  # judge: auto
+        assert res.exit_code == 0, res.output
+        n_billed = len(srv.billed())
+        again = runner.invoke(app, ["quality", "project:qp", "--no-embed", "--judge-sample", "3"])
+        assert again.exit_code == 0 and len(srv.billed()) == n_billed  # answered from the LLM cache
+    out = _last_json(res.stdout)
+    ds1 = out["profile"]["sources"][0]
+    assert ds1["difficulty_method"] == "judge" and ds1["difficulty_mean"] == 4.0
+    assert 3 <= n_billed <= 3 + 1 + 3  # ds1 sample, synthetic rows, the mix sample inside them
+    assert store.query_one("SELECT COUNT(*) FROM llm_calls WHERE stage='quality'")[0] >= n_billed
