@@ -370,12 +370,18 @@ class LLMClient:
         text = reply.text
         if req.schema is not None:
             parsed, err = validate(req.schema, reply.data, reply.text)
+            if parsed is not None and _cut_off(reply):
+                # A reply cut off at max_tokens is truncated JSON; json_repair would "fix" it into an object
+                # with fields missing, silently turning one unit into a rejected row. Treat it as invalid.
+                parsed, err = None, "the reply was cut off at max_tokens (truncated JSON)"
             if parsed is None:
                 repair = repair_request(req, reply, err or "invalid output")
                 try:
                     fixed = self._call(repair, model)
                     usage = _add(usage, fixed.usage)
                     parsed, err2 = validate(req.schema, fixed.data, fixed.text)
+                    if parsed is not None and _cut_off(fixed):
+                        parsed, err2 = None, "the reply was cut off at max_tokens (truncated JSON)"
                     if parsed is not None:
                         reply, text, err = fixed, fixed.text, None
                     else:
@@ -412,6 +418,11 @@ def repair_request(req: LLMRequest, reply: ProviderReply, why: str) -> LLMReques
     return LLMRequest(messages=msgs, system=req.system, shared_prefix=req.shared_prefix, schema=req.schema,
                       max_tokens=req.max_tokens, temperature=req.temperature, role=req.role, model=req.model,
                       stage=req.stage, unit_key=req.unit_key, metadata={**req.metadata, "repair": True})
+
+
+def _cut_off(reply: ProviderReply) -> bool:
+    """True when the provider stopped the reply at the token limit (Anthropic "max_tokens", OpenAI "length")."""
+    return reply.stop_reason in ("max_tokens", "length")
 
 
 def _env_no_cache() -> bool:
