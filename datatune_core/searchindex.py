@@ -302,20 +302,30 @@ def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | No
     manifest = {"version": INDEX_VERSION, "fingerprint": fp, "config": config.key(), "model": MODEL_ID,
                 "built_at": time.time(), "stats": stats}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    if out.exists():
-        old = out.with_name(out.name + f".old{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
-    else:
-        tmp.rename(out)
+    _swap_in(tmp, out)
     report("index ready", total, total)
     idx = SearchIndex(records, emb, bm25, config, path=out, problems=loaded.problems,
                       built_at=manifest["built_at"], stats=stats)
     _LOADED[str(out)] = (fp, idx)
     return idx
+
+
+def _rmtree(d: Path) -> None:
+    import shutil
+
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace `out` by the freshly written `tmp`; if another process swapped in at the same time, keep theirs."""
+    old = out.with_name(out.name + f".old{os.getpid()}")
+    try:
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except OSError:
+        _rmtree(tmp)
+    _rmtree(old)
 
 
 _LOADED: dict[str, tuple[list, SearchIndex]] = {}

@@ -1,0 +1,124 @@
+"""Index build and query latency over the full bundled catalogs (2 torch threads).
+
+Measures, in one run and a fresh workspace:
+- full build (empty embedding cache; includes loading MiniLM) vs an incremental rebuild after one record changes
+  (the baseline ratio: how much the embedding cache saves);
+- loading the persisted index from disk in a new process state;
+- query latency without rerank (hybrid: BM25 + MiniLM query embedding + faiss + RRF), p50/p95, against BM25 alone
+  measured on the same queries;
+- queries with the leakage guard (cold: rows scanned; warm: cached).
+The last line is one JSON object: {"n_datasets", "build_s", "query_p50_ms", "query_p95_ms", ...}.
+
+    .venv/bin/python bench/retrieval_speed.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+
+LABELS = ROOT / "bench" / "data" / "retrieval_labels.jsonl"
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs) * 1000, q))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="datatune-speed-"))
+    os.environ["DATATUNE_HOME"] = str(home)
+    import torch
+
+    torch.set_num_threads(2)
+    from datatune_core import searchindex as S
+    from datatune_core.catalog import default_catalog_paths, load_catalog
+    from datatune_core.retrieve import hybrid_rank, search
+
+    paths = default_catalog_paths(home)
+    try:
+        # 1. full build from an empty embedding cache (model load included)
+        t0 = time.perf_counter()
+        idx = S.build_index(paths, home=home)
+        build_s = time.perf_counter() - t0
+        n = len(idx)
+        # 2. incremental: a user catalog with one new record, plus one edited record
+        user = home / "catalogs"
+        user.mkdir(parents=True, exist_ok=True)
+        first = load_catalog(paths[0]).records[0].to_dict()
+        first.pop("catalog_path", None)
+        (user / "extra.jsonl").write_text(json.dumps({**first, "id": "bench/new", "description": "A new record."})
+                                          + "\n", encoding="utf-8")
+        paths2 = default_catalog_paths(home)
+        t0 = time.perf_counter()
+        idx2 = S.build_index(paths2, home=home)
+        incr_s = time.perf_counter() - t0
+        # 3. load from disk (drop the in-memory copy first)
+        S._LOADED.clear()
+        t0 = time.perf_counter()
+        idx = S.load_index(paths, home=home)
+        load_s = time.perf_counter() - t0
+        queries = [json.loads(x) for x in LABELS.read_text(encoding="utf-8").splitlines() if x.strip()]
+        plain = [q["query"] for q in queries if not q.get("eval_task")]
+        search(plain[0], rerank=False, index=idx)  # warm-up (first MiniLM call)
+        hyb, bm = [], []
+        for _ in range(args.repeats):
+            for text in plain:
+                t0 = time.perf_counter()
+                search(text, top_k=10, rerank=False, index=idx)
+                hyb.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                hybrid_rank(idx, text, mode="bm25")[:10]
+                bm.append(time.perf_counter() - t0)
+        guarded = [q for q in queries if q.get("eval_task")]
+        cold, warm = [], []
+        if guarded:
+            try:
+                for q in guarded:
+                    t0 = time.perf_counter()
+                    search(q["query"], top_k=10, rerank=False, eval_task=q["eval_task"], index=idx)
+                    cold.append(time.perf_counter() - t0)
+                for q in guarded:
+                    t0 = time.perf_counter()
+                    search(q["query"], top_k=10, rerank=False, eval_task=q["eval_task"], index=idx)
+                    warm.append(time.perf_counter() - t0)
+            except Exception as e:  # no ../shared: no BIG-bench units
+                print(f"leakage-guard timing skipped: {e}")
+        p50, p95 = pct(hyb, 50), pct(hyb, 95)
+        b50 = pct(bm, 50)
+        print(f"catalogs: {', '.join(str(p) for p in paths)}")
+        print(f"records indexed: {n} (+1 in the incremental run: {len(idx2)})")
+        print(f"index build, empty cache (incl. model load): {build_s:.1f} s")
+        print(f"incremental rebuild, 1 new record: {incr_s:.2f} s  ({incr_s / build_s:.3f}x of a full build)")
+        print(f"load persisted index from disk: {load_s * 1000:.0f} ms")
+        print(f"query, hybrid, no rerank ({len(hyb)} queries): p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+              f"max {pct(hyb, 100):.1f} ms")
+        print(f"query, BM25 only (baseline): p50 {b50:.2f} ms  -> hybrid costs {p50 / max(b50, 1e-6):.1f}x BM25")
+        if cold:
+            print(f"query with leakage guard ({len(cold)} BIG-bench tasks): first p50 {pct(cold, 50):.0f} ms "
+                  f"(rows scanned), again p50 {pct(warm, 50):.1f} ms (cached)")
+        print(f"torch threads: {torch.get_num_threads()}, cpu count: {os.cpu_count()}, "
+              f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(json.dumps({"n_datasets": n, "build_s": round(build_s, 2), "query_p50_ms": round(p50, 2),
+                          "query_p95_ms": round(p95, 2), "incremental_s": round(incr_s, 3),
+                          "load_ms": round(load_s * 1000, 1), "bm25_p50_ms": round(b50, 3)}))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
