@@ -7,7 +7,9 @@ Per-project choices live in the project's settings: `provider` ("" = automatic, 
 
 from __future__ import annotations
 
-from datatune_core.config import anthropic_api_key, load_settings, openai_api_key
+import dataclasses
+
+from datatune_core.config import Settings, load_settings, openai_api_key
 
 PROVIDER_LABELS = {
     "": "Automatic (Claude when a key is set, else an OpenAI-compatible server when configured, else embedded)",
@@ -15,59 +17,36 @@ PROVIDER_LABELS = {
     "openai": "OpenAI-compatible server (vLLM, llama.cpp server, Ollama, …)",
     "local": "Embedded model (offline, no key)",
 }
-EMBEDDED_NOTE = ("The embedded model (SmolLM2-135M, runs on this computer's CPU) needs no key and no network, "
-                 "so every step works offline — but it is a very small model: expect many rejected rows and "
-                 "noticeably lower data quality than with Claude. Use it to try the workflow; set "
-                 "ANTHROPIC_API_KEY (environment or .streamlit/secrets.toml) for real datasets.")
+_SECRET_KEYS = ("api_key", "key", "anthropic_api_key", "openai_api_key")
+
+
+def settings_for(project_settings: dict | None) -> Settings:
+    """Process settings with the project's OpenAI-compatible server (URL/model) laid over them."""
+    ps = project_settings or {}
+    s = load_settings()
+    over = {}
+    if ps.get("openai_base_url"):
+        over["openai_base_url"] = ps["openai_base_url"]
+    if ps.get("openai_model"):
+        over["openai_model"] = ps["openai_model"]
+    return dataclasses.replace(s, **over) if over else s
 
 
 def status(project_settings: dict | None = None) -> dict:
-    """Which provider a project would use, whether keys are set, and what that means for quality."""
-    ps = project_settings or {}
-    info: dict = {}
-    try:
-        from datatune_core import llm
+    """Which provider the project would use and why, key status (bool only), models, the quality note."""
+    from datatune_core.llm import provider_status
 
-        fn = getattr(llm, "provider_status", None)
-        if fn is not None:
-            try:
-                info = dict(fn(settings=ps))
-            except TypeError:
-                info = dict(fn())
-    except ImportError:
-        info = {}
-    s = load_settings()
-    chosen = ps.get("provider") or info.get("provider") or s.resolved_provider()
-    if ps.get("provider") == "" or "provider" not in ps:
-        chosen = info.get("provider") or _auto(ps, s)
-    info.setdefault("provider", chosen)
-    info["provider"] = chosen
-    info["anthropic_key_set"] = bool(anthropic_api_key())
+    ps = {k: v for k, v in (project_settings or {}).items() if v not in ("", None)}
+    info = dict(provider_status(settings_for(ps), ps))
     info["openai_key_set"] = bool(openai_api_key())
-    info.setdefault("anthropic_base_url", s.anthropic_base_url)
-    if chosen in ("local", "embedded"):
-        info["quality_note"] = info.get("quality_note") or EMBEDDED_NOTE
-    info.pop("api_key", None)  # never carried to the page, whatever a provider reports
+    for k in _SECRET_KEYS:  # never carried to the page, whatever a provider reports
+        info.pop(k, None)
     return info
-
-
-def _auto(ps: dict, s) -> str:
-    if anthropic_api_key():
-        return "anthropic"
-    if ps.get("openai_base_url") or s.openai_base_url:
-        return "openai"
-    return "local"
 
 
 def test_connection(project_settings: dict | None = None) -> tuple[bool, str]:
     """Send one tiny request through the project's provider; (ok, what happened / what to fix)."""
-    from datatune_core import llm
+    from datatune_core.llm import test_connection as _test
 
-    fn = getattr(llm, "test_connection", None)
-    if fn is None:
-        return False, "The connection test is not available in this version of datatune_core."
     ps = project_settings or {}
-    try:
-        return fn(settings=ps)
-    except TypeError:
-        return fn(ps.get("provider") or None)
+    return _test(ps.get("provider") or None, settings_for(ps))

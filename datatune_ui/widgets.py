@@ -60,6 +60,12 @@ def next_step(page: str, why: str, label: str | None = None) -> None:
                      icon=":material/arrow_forward:")
 
 
+def next_hint(what: str) -> None:
+    """The next step when it is on this same page (e.g. "press Start training above")."""
+    with st.container(border=True):
+        st.markdown(f"**Next step:** {what}")
+
+
 def suggested_next_step(pid: int) -> None:
     page, why = project_progress(get_store(), pid).next_step()
     next_step(page, why)

@@ -123,12 +123,16 @@ with c2:
     with st.container(border=True):
         used = info.get("provider", "local")
         st.markdown(f"**In use:** {providers.PROVIDER_LABELS.get(used, used)}")
-        if info.get("model"):
-            st.caption(f"Model: {info['model']}")
+        if info.get("cheap_model"):
+            st.caption(f"Models: {info['cheap_model']} per row"
+                       + (f", {info['strong_model']} for ranking and planning"
+                          if info.get("strong_model") and info["strong_model"] != info["cheap_model"] else ""))
         key_line = ("set (from the environment or .streamlit/secrets.toml)" if info.get("anthropic_key_set")
                     else "not set — add ANTHROPIC_API_KEY to the environment or .streamlit/secrets.toml")
         st.markdown(f"**Claude API key:** {key_line}")
-        if info.get("quality_note"):
+        if info.get("message"):
+            (st.caption if info.get("ok", True) else st.warning)(info["message"])
+        if info.get("quality_note") and info.get("quality_note") not in (info.get("message") or ""):
             st.info(info["quality_note"], icon=":material/info:")
         if st.button("Test connection", icon=":material/network_check:",
                      help="Sends one tiny request through the provider in use."):

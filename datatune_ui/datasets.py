@@ -1,0 +1,82 @@
+"""Accessors for the Datasets page: index state, search job, candidates and decisions, local uploads.
+
+    >>> job_id = start_search(store, pid, query, top_k=10, rerank=True)     # a background job
+    >>> ranked, excluded = candidates(store, pid)
+    >>> decide(store, pid, ranked[0]["dataset_id"], "accepted", config="default")
+"""
+
+from __future__ import annotations
+
+import re
+
+from datatune_core import jobs as J
+from datatune_core.store import Store
+
+from .jobs import SEARCH_KIND
+from .uploads import DATASET_TYPES, save_upload
+
+_MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def md_escape(text: str | None) -> str:
+    """Text from a catalog, an LLM or a user, shown through st.markdown as plain text (no links, images, HTML)."""
+    return _MD.sub(r"\\\1", str(text or ""))
+
+
+def index_state(store: Store) -> dict:
+    from datatune_core.searchindex import index_status
+
+    return index_status(home=store.home)
+
+
+def start_index(store: Store, pid: int | None) -> int:
+    return J.start_job(store, "index", {"home": str(store.home)}, project_id=pid)
+
+
+def start_search(store: Store, pid: int, query: str, top_k: int = 10, rerank: bool = True) -> int:
+    return J.start_job(store, SEARCH_KIND, {"query": query, "top_k": int(top_k), "rerank": bool(rerank)},
+                       project_id=pid)
+
+
+def default_query(project) -> str:
+    from datatune_core.spec import spec_from_project
+
+    try:
+        return spec_from_project(project).query_text()
+    except Exception:
+        return project.instruction
+
+
+def candidates(store: Store, pid: int) -> tuple[list[dict], list[dict]]:
+    """(ranked candidates, excluded-for-leakage ones), as stored (record = DatasetRecord dict)."""
+    ranked, excluded = [], []
+    for c in store.list_candidates(pid):
+        (excluded if c.get("excluded_reason") else ranked).append(c)
+    return ranked, excluded
+
+
+def decide(store: Store, pid: int, dataset_id: str, decision: str, config: str | None = None) -> None:
+    if decision not in ("accepted", "rejected", "pending"):
+        raise ValueError("decision must be accepted, rejected or pending")
+    fields = {"decision": decision}
+    if config is not None:
+        fields["config"] = config
+    store.upsert_candidate(pid, dataset_id, **fields)
+
+
+def set_config(store: Store, pid: int, dataset_id: str, config: str) -> None:
+    store.upsert_candidate(pid, dataset_id, config=config)
+
+
+def upload_local(store: Store, pid: int, uploaded, name: str | None = None, description: str | None = None) -> dict:
+    """Save an uploaded file (size-limited, sanitized name), profile it into the user catalog, and list it as a
+    candidate of this project. Returns the record as a dict."""
+    from datatune_core.catalog import add_local_dataset
+
+    path = save_upload(uploaded, store.home / "uploads", allowed=DATASET_TYPES)
+    rec = add_local_dataset(store.home, path, name=(name or "").strip() or None,
+                            description=(description or "").strip() or None)
+    cfg = rec.config()
+    store.upsert_candidate(pid, rec.id, record=rec.to_dict(), config=cfg.name if cfg else None, source=rec.source,
+                           reason="Uploaded by you.", decision="pending")
+    return rec.to_dict()

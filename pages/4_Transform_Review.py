@@ -1,0 +1,232 @@
+"""Transform & Review: run the transformation as a background job (live progress, cost, rejections,
+cancel/resume), then curate the rows: filters, search, inline edits, bulk accept/reject, provenance."""
+
+from __future__ import annotations
+
+import zlib
+import math
+import time
+
+import plotly.express as px
+import streamlit as st
+
+from datatune_ui import pipeline, review, state, widgets
+from datatune_ui.errors import guard, show_error
+
+widgets.header(
+    "Transform and review",
+    "The transformation turns the rows of your accepted datasets into examples of your task, following each "
+    "dataset's plan. It runs in the background: you can leave this page, refresh, or cancel and resume later. "
+    "Then review the result — every change you make here is saved at once.",
+    step=4,
+)
+p = widgets.require_project()
+pid = p.id
+store = state.get_store()
+sources = pipeline.accepted_sources(store, pid)
+job = widgets.latest_job(pid, "transform")
+live = job is not None and job.status in widgets.LIVE_STATES
+
+# ------------------------------------------------------------------------------------------ launch
+with st.expander("Start a transformation", expanded=job is None):
+    defaults = pipeline.transform_defaults()
+    settings = dict(p.settings or {})
+    with st.form(f"dt_tf_{pid}", border=False):
+        c1, c2, c3 = st.columns(3)
+        target = c1.number_input("Rows to keep (target size)", min_value=1, max_value=1_000_000,
+                                 value=int(settings.get("target_size") or defaults["target_size"]), step=100,
+                                 help="The job stops once this many rows pass validation.")
+        max_ds = c2.number_input("At most this many datasets", min_value=1, max_value=50,
+                                 value=int(defaults["max_datasets"]))
+        budget = c3.number_input("Budget for this run (US$, 0 = none)", min_value=0.0, step=1.0,
+                                 value=float(settings.get("budget_usd") or 0.0))
+        paths = ["auto", "template", "llm"]
+        path = c1.selectbox("Execution path", paths, index=paths.index(settings.get("transform_path", "auto")),
+                            help="Set per project on the Plan page; 'auto' picks the template when it agrees "
+                                 "with the LLM on sample rows.")
+        use_llm = c2.toggle("Use the language model", value=True,
+                            help="Off: offline heuristics only (template path; rows that need judgement are "
+                                 "skipped).")
+        why = None
+        if not sources:
+            why = "Accept at least one dataset on the Datasets page first."
+        elif live:
+            why = f"Transformation job #{job.id} is still running; cancel it or wait for it to finish."
+        go = st.form_submit_button("Start transformation", type="primary", icon=":material/play_arrow:",
+                                   disabled=why is not None, help=why)
+        if why:
+            st.caption(f":material/block: {why}")
+    if go:
+        with guard("Could not start the transformation"):
+            opts = {"target_size": int(target), "max_datasets": int(max_ds), "path": path, "use_llm": use_llm,
+                    "budget_usd": float(budget) or None}
+            state.update_settings(pid, target_size=int(target))
+            pipeline.start_transform(store, pid, opts)
+            st.rerun()
+
+
+def _live_figures(j) -> None:
+    run_id = (j.config or {}).get("run_id") or f"transform-{j.id}"
+    counts = pipeline.run_rows(store, pid, run_id)
+    usage = review.llm_usage(store, pid, j.id)
+    by = counts["by_status"]
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Kept", f"{by.get('kept', 0) + by.get('edited', 0):,}")
+    c2.metric("Rejected", f"{by.get('rejected', 0):,}")
+    c3.metric("LLM calls", f"{usage['calls']:,}", help=f"{usage['cached']:,} answered from the cache")
+    c4.metric("Cost so far", f"${usage['cost_usd']:,.4f}")
+    if counts["by_reason"]:
+        st.caption("Rejections by reason: " + ", ".join(f"{k} {v:,}" for k, v in
+                                                        sorted(counts["by_reason"].items(), key=lambda x: -x[1])))
+    res = j.result or {}
+    for d in res.get("datasets") or []:
+        if d.get("stopped"):
+            st.warning(f"{d.get('dataset_id')}: stopped — {d['stopped']}", icon=":material/warning:")
+
+
+if job is not None:
+    st.subheader("Transformation job")
+    widgets.job_panel(job.id, extra=_live_figures, key="tf")
+
+# ------------------------------------------------------------------------------------------ review
+st.divider()
+st.subheader("Review the rows")
+stats = store.row_stats(pid)
+if stats["total"] == 0:
+    st.info("No rows yet. Start a transformation above; rows appear here as they are made.",
+            icon=":material/info:")
+    if not sources:
+        widgets.next_step("pages/2_Datasets.py", "Accept at least one dataset first.", label="Go to Datasets")
+    st.stop()
+
+bs = stats["by_status"]
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("All rows", f"{stats['total']:,}")
+m2.metric("Kept", f"{bs.get('kept', 0):,}")
+m3.metric("Edited", f"{bs.get('edited', 0):,}")
+m4.metric("Rejected", f"{bs.get('rejected', 0):,}")
+if stats["by_reason"]:
+    with st.expander("Rejections by reason", expanded=False):
+        rs = sorted(stats["by_reason"].items(), key=lambda x: -x[1])
+        fig = px.bar(x=[v for _, v in rs], y=[k for k, _ in rs], orientation="h",
+                     labels={"x": "rows", "y": "reason"}, height=60 + 28 * len(rs))
+        fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(autorange="reversed"))
+        st.plotly_chart(fig, width="stretch")
+
+# filters
+K = f"dt_rv_{pid}_"
+f1, f2, f3, f4 = st.columns([1.2, 2, 1.6, 2.2])
+status = f1.selectbox("Status", ["", "kept", "edited", "rejected"], format_func=lambda x: x or "any",
+                      key=K + "status")
+srcs = review.source_options(store, pid)
+source = f2.selectbox("Source", [""] + srcs, format_func=lambda x: x or "any", key=K + "source")
+reasons = review.reason_options(store, pid)
+reason = f3.selectbox("Rejection reason", [""] + reasons, format_func=lambda x: x or "any", key=K + "reason")
+search = f4.text_input("Search input and output", key=K + "search", placeholder="words to find")
+l1, l2, l3, _ = st.columns([1.2, 1.2, 1.2, 4])
+min_len = l1.number_input("Min. length (chars)", min_value=0, value=0, step=50, key=K + "min")
+max_len = l2.number_input("Max. length (0 = none)", min_value=0, value=0, step=50, key=K + "max")
+page_size = l3.selectbox("Rows per page", [25, 50, 100, 200], index=1, key=K + "size")
+flt = review.RowFilter(status=status or None, source=source or None, reason=reason or None,
+                       search=search or None, min_len=min_len or None, max_len=max_len or None)
+total = review.count(store, pid, flt)
+n_pages = max(1, math.ceil(total / page_size))
+
+# inline edits: written to the store from the editor's on_change callback, before the page reruns
+REV = K + "rev"
+st.session_state.setdefault(REV, 0)
+
+
+def _apply(editor_key: str, ids: list[int]) -> None:
+    try:
+        edits = st.session_state.get(editor_key, {}).get("edited_rows", {})
+        n = review.apply_edits(store, ids, edits)
+        if n:
+            st.session_state[K + "msg"] = f"Saved {n} edited row(s)."
+    except Exception as e:  # shown below through show_error
+        st.session_state[K + "err"] = e
+    st.session_state[REV] += 1
+
+
+page_key = K + "page_" + str(zlib.crc32(flt.key().encode())) + f"_{page_size}"
+st.caption(f"{total:,} row(s) match ({flt.describe()}).")
+if total:
+    page = st.pagination(n_pages, key=page_key, max_visible_pages=9) if n_pages > 1 else 1
+    df = review.page_frame(store, pid, flt, page=page, page_size=page_size)
+    ids = [int(i) for i in df.index]
+    editor_key = f"{K}editor_{st.session_state[REV]}"
+    st.data_editor(
+        df, key=editor_key, on_change=_apply, args=(editor_key, ids), width="stretch",
+        height=min(38 + 35 * len(df), 620), disabled=["reason", "source", "chars"],
+        column_config={
+            "_index": st.column_config.NumberColumn("row", format="%d"),
+            "status": st.column_config.SelectboxColumn("status", options=review.STATUS_CHOICES, required=True,
+                                                       width="small"),
+            "input": st.column_config.TextColumn("input", width="large"),
+            "output": st.column_config.TextColumn("output", width="medium"),
+            "reason": st.column_config.TextColumn("reason", width="medium"),
+            "source": st.column_config.TextColumn("source", width="small"),
+            "chars": st.column_config.NumberColumn("chars", width="small"),
+        },
+    )
+    st.caption(f"Page {page} of {n_pages}. Double-click a cell to edit input, output or status; edits are saved "
+               "at once and the old text is kept in the row's history.")
+msg = st.session_state.pop(K + "msg", None)
+if msg:
+    st.success(msg, icon=":material/check:")
+err = st.session_state.pop(K + "err", None)
+if err is not None:
+    show_error(err, "Could not save the edit")
+
+# bulk actions over the whole filtered selection
+with st.container(border=True):
+    st.markdown(f"**Bulk action on all {total:,} matching row(s)** ({flt.describe()})")
+    b1, b2, b3 = st.columns([3, 1.3, 1.3], vertical_alignment="bottom")
+    note = b1.text_input("Note for rejected rows (optional)", key=K + "note", placeholder="e.g. off-topic")
+    none_why = "No rows match the filters." if total == 0 else None
+    with b2:
+        accept = widgets.button(f"Accept {total:,}", key=K + "accept", icon=":material/done_all:",
+                                disabled_reason=none_why, help="Mark every matching row as kept.")
+    with b3:
+        reject = widgets.button(f"Reject {total:,}", key=K + "reject", icon=":material/block:",
+                                disabled_reason=none_why, help="Mark every matching row as rejected.")
+    if accept or reject:
+        with guard("Could not change the rows"):
+            n = review.bulk_set(store, pid, flt, "kept" if accept else "rejected", note)
+            st.session_state[K + "msg"] = f"{'Accepted' if accept else 'Rejected'} {n:,} row(s)."
+            st.session_state[REV] += 1
+            st.rerun()
+
+# provenance of one row
+if total:
+    with st.expander("Where does a row come from? (provenance)"):
+        rid = st.selectbox("Row", ids, key=K + "prov",
+                           format_func=lambda i: f"#{i} — {str(df.loc[i, 'input'])[:80]}")
+        if rid is not None:
+            with guard("Could not read the row's provenance"):
+                pv = review.provenance(store, int(rid))
+                r = pv["row"]
+                c1, c2 = st.columns(2)
+                with c1:
+                    st.markdown(f"**Source:** {r.source} · dataset `{r.dataset_id or '–'}` · config "
+                                f"`{r.config or '–'}` · source row `{r.source_row_id or '–'}`")
+                    st.markdown(f"**Plan version:** {r.plan_version or '–'} · **path:** {r.path or '–'} · "
+                                f"**run:** `{r.run_id or '–'}`")
+                    if pv["llm_call"]:
+                        c = pv["llm_call"]
+                        st.markdown(f"**LLM call:** {c['provider']} / {c['model']} · {c['input_tokens']}+"
+                                    f"{c['output_tokens']} tokens · ${c['cost_usd']:.5f}"
+                                    + (" · from cache" if c["from_cache"] else ""))
+                    st.markdown(f"**Status:** {r.status}" + (f" — {r.reason}" if r.reason else ""))
+                with c2:
+                    st.markdown("**Original source row**")
+                    st.json(r.source_json or {}, expanded=True)
+                if pv["edits"]:
+                    st.markdown("**Edit history**")
+                    st.dataframe([{"when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["created_at"])),
+                                   "field": e["field"], "old": e["old_value"], "new": e["new_value"]}
+                                  for e in pv["edits"]], hide_index=True, width="stretch")
+
+kept_total = bs.get("kept", 0) + bs.get("edited", 0)
+if kept_total:
+    widgets.next_step("pages/5_Train.py", f"Fine-tune a model on the {kept_total:,} kept rows.")

@@ -1,0 +1,113 @@
+"""Evaluate & Export: score base vs fine-tuned model on BIG-bench, dataset quality charts, and exports."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from datatune_ui import results as R
+from datatune_ui import state, task, widgets
+from datatune_ui.errors import guard
+
+widgets.header(
+    "Evaluate and export",
+    "Score the fine-tuned model against the base model on the BIG-bench task (same prompts, same examples), see "
+    "how diverse and balanced your dataset is, and export the dataset.",
+    step=6,
+)
+p = widgets.require_project()
+pid = p.id
+store = state.get_store()
+
+# ------------------------------------------------------------------------------------------ evaluation
+st.subheader("Evaluation")
+runs = [r for r in R.training_runs(store, pid) if r.get("output_dir")]
+job = widgets.latest_job(pid, "evaluate")
+live = job is not None and job.status in widgets.LIVE_STATES
+with st.container(border=True):
+    with st.form(f"dt_eval_{pid}", border=False):
+        units = task.demo_units()
+        c1, c2, c3 = st.columns([2, 2, 1])
+        chosen = c1.multiselect("BIG-bench tasks", units, default=[p.eval_task] if p.eval_task in units else [],
+                                help="The project's evaluation task is preselected (set it on the Task page).")
+        run_labels = {r["id"]: f"run {r['id']} · {r['config'].get('preset')} · {r['status']}" for r in runs}
+        run_id = c2.selectbox("Fine-tuned adapter", [None] + list(run_labels),
+                              format_func=lambda i: "base model only" if i is None else run_labels[i])
+        limit = c3.number_input("Examples (0 = all)", min_value=0, value=50, step=10)
+        why = "Evaluation job #%d is still running." % job.id if live else None
+        if not units:
+            why = "The BIG-bench tasks are not installed (shared data folder missing)."
+        go = st.form_submit_button("Evaluate", type="primary", icon=":material/insights:", disabled=why is not None,
+                                   help=why)
+        if why:
+            st.caption(f":material/block: {why}")
+    if go:
+        with guard("Could not start the evaluation"):
+            adapter = next((r["output_dir"] for r in runs if r["id"] == run_id), None)
+            R.start_evaluation(store, pid, chosen, adapter, int(limit) or None, compare=True, run_id=run_id)
+            st.rerun()
+if job is not None:
+    widgets.job_panel(job.id, key="eval")
+results = R.eval_results(store, pid)
+if results:
+    fig = R.eval_figure(results)
+    if fig is not None:
+        st.plotly_chart(fig, width="stretch")
+    st.dataframe(pd.DataFrame([{"task": r["task"], "model": r["variant"], "n": r["n"], "score": r["score"],
+                                "normalized": r["normalized_score"], "adapter": r.get("adapter") or ""}
+                               for r in results]), hide_index=True, width="stretch")
+else:
+    st.caption("No evaluation yet.")
+
+# ------------------------------------------------------------------------------------------ quality
+st.subheader("Dataset quality")
+q_job = widgets.latest_job(pid, "quality")
+q_live = q_job is not None and q_job.status in widgets.LIVE_STATES
+n_rows = R.kept_rows(store, pid)
+if widgets.button("Profile the dataset", icon=":material/analytics:", key=f"dt_q_{pid}",
+                  disabled_reason=("No kept rows yet." if n_rows == 0 else
+                                   f"Quality job #{q_job.id} is still running." if q_live else None),
+                  help="Diversity, lengths, label balance, near-duplicates and overlap with the evaluation task."):
+    with guard("Could not start the quality profile"):
+        R.start_quality(store, pid)
+        st.rerun()
+if q_job is not None and q_job.status != "done":
+    widgets.job_panel(q_job.id, key="quality")
+with guard("Could not draw the quality charts"):
+    figs = R.quality_figures(store, pid)
+    if figs:
+        cols = st.columns(2)
+        for i, (name, f) in enumerate(figs.items()):
+            if f is not None:
+                cols[i % 2].plotly_chart(f, width="stretch", key=f"dt_qfig_{name}")
+    else:
+        st.caption("No quality profile yet.")
+
+# ------------------------------------------------------------------------------------------ export
+st.subheader("Export")
+with st.container(border=True):
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    fmt = c1.selectbox("Format", ["jsonl", "parquet", "disk"],
+                       format_func={"jsonl": "JSON Lines", "parquet": "Parquet",
+                                    "disk": "Hugging Face dataset folder"}.get)
+    with c2:
+        if widgets.button("Export the curated dataset", icon=":material/download:", key=f"dt_exp_{pid}",
+                          disabled_reason="No kept rows yet." if n_rows == 0 else None):
+            with guard("Could not export the dataset"):
+                path = R.export_dataset(store, pid, fmt)
+                st.success(f"Wrote {path}")
+    for a in R.exports(store, pid)[:5]:
+        st.caption(f"{a['kind']}: {a['path']} ({a['meta'].get('rows', '?')} rows)")
+        if a["kind"] == "export-jsonl":
+            try:
+                with open(a["path"], "rb") as fh:
+                    st.download_button("Download JSONL", fh.read(), file_name="dataset.jsonl",
+                                       key=f"dt_dl_{a['id']}", mime="application/jsonl")
+            except OSError:
+                pass
+            break
+
+if not results:
+    widgets.next_hint("Pick the fine-tuned adapter and press **Evaluate**; then export the dataset.")
+else:
+    widgets.next_hint("Export the curated dataset above, or go back to any step to improve the data and retrain.")
