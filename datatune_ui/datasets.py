@@ -55,6 +55,17 @@ def candidates(store: Store, pid: int) -> tuple[list[dict], list[dict]]:
     return ranked, excluded
 
 
+def rows_unavailable(record: dict) -> str | None:
+    """Why a candidate's rows cannot be read here (None when they can)."""
+    from datatune_core.config import load_settings
+
+    has_rows = bool(record.get("local_path")) or any(c.get("rows_path") for c in record.get("configs") or [])
+    if has_rows or load_settings().hub_online:
+        return None
+    return ("Only its description is available offline; its rows need the Hugging Face Hub. Set "
+            "DATATUNE_HUB_ONLINE=1 (and network access) to use it.")
+
+
 def decide(store: Store, pid: int, dataset_id: str, decision: str, config: str | None = None) -> None:
     if decision not in ("accepted", "rejected", "pending"):
         raise ValueError("decision must be accepted, rejected or pending")

@@ -42,15 +42,12 @@ with side:
     with st.container(border=True):
         st.subheader("Evaluation task")
         options = [""] + units
-        current = p.eval_task if p.eval_task in options else ""
-        ev = st.selectbox("Evaluate on", options, index=options.index(current),
-                          format_func=lambda u: u or "— none —", key=f"dt_eval_{pid}",
-                          help="The BIG-bench task your model is scored on. Datasets from the same task family "
-                               "are never used for training, so the score is honest.")
-        if (ev or None) != p.eval_task:
-            with guard("Could not save the evaluation task"):
-                store.update_project(pid, eval_task=ev or None)
-                st.rerun()
+        ev_key = f"dt_eval_{pid}"
+        st.session_state[ev_key] = p.eval_task if p.eval_task in options else ""  # the store is the truth
+        st.selectbox("Evaluate on", options, format_func=lambda u: u or "— none —", key=ev_key,
+                     on_change=lambda: store.update_project(pid, eval_task=st.session_state[ev_key] or None),
+                     help="The BIG-bench task your model is scored on. Datasets from the same task family "
+                          "are never used for training, so the score is honest.")
 
 with main:
     st.text_area("Instruction", key=task.widget_key(pid, "instr"), height=120, on_change=task.save, args=(pid,),
@@ -88,13 +85,10 @@ info = providers.status(settings)
 c1, c2 = st.columns([3, 2], gap="large")
 with c1:
     choice_keys = list(providers.PROVIDER_LABELS)
-    cur = settings.get("provider", "")
-    choice = st.radio("Provider for this project", choice_keys, index=choice_keys.index(cur) if cur in choice_keys
-                      else 0, format_func=providers.PROVIDER_LABELS.get, key=f"dt_provider_{pid}")
-    if choice != cur:
-        with guard("Could not save the provider"):
-            state.update_settings(pid, provider=choice)
-            st.rerun()
+    pv_key = f"dt_provider_{pid}"
+    st.session_state[pv_key] = settings.get("provider", "") if settings.get("provider", "") in choice_keys else ""
+    choice = st.radio("Provider for this project", choice_keys, format_func=providers.PROVIDER_LABELS.get, key=pv_key,
+                      on_change=lambda: state.update_settings(pid, provider=st.session_state[pv_key]))
     if choice == "openai" or settings.get("openai_base_url"):
         with st.form(f"dt_openai_{pid}", border=False):
             url = st.text_input("Server URL", value=settings.get("openai_base_url", ""),
@@ -111,14 +105,11 @@ with c1:
                     st.rerun()
         st.caption("The server's key, if it needs one, is read from OPENAI_API_KEY "
                    f"({'set' if info.get('openai_key_set') else 'not set'}); it is never stored.")
-    budget = st.number_input("Budget for LLM calls (US$)", min_value=0.0, step=1.0,
-                             value=float(settings.get("budget_usd") or 0.0),
-                             help="Jobs pause (resumable) before exceeding it. 0 = no budget.",
-                             key=f"dt_budget_{pid}")
-    if budget != float(settings.get("budget_usd") or 0.0):
-        with guard("Could not save the budget"):
-            state.update_settings(pid, budget_usd=budget or None)
-            st.rerun()
+    bg_key = f"dt_budget_{pid}"
+    st.session_state[bg_key] = float(settings.get("budget_usd") or 0.0)
+    st.number_input("Budget for LLM calls (US$)", min_value=0.0, step=1.0, key=bg_key,
+                    help="Jobs pause (resumable) before exceeding it. 0 = no budget.",
+                    on_change=lambda: state.update_settings(pid, budget_usd=st.session_state[bg_key] or None))
 with c2:
     with st.container(border=True):
         used = info.get("provider", "local")

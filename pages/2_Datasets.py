@@ -114,8 +114,10 @@ for i, c in enumerate(ranked, 1):
             else:
                 cfg = cur_cfg
             b1, b2 = st.columns(2)
+            no_rows = D.rows_unavailable(rec)
             if dec != "accepted":
-                if b1.button("Accept", key=f"dt_acc_{pid}_{c['id']}", type="primary", icon=":material/check:"):
+                if b1.button("Accept", key=f"dt_acc_{pid}_{c['id']}", type="primary", icon=":material/check:",
+                             disabled=no_rows is not None, help=no_rows):
                     with guard("Could not accept the dataset"):
                         D.decide(store, pid, c["dataset_id"], "accepted", cfg)
                         st.rerun()
@@ -130,6 +132,8 @@ for i, c in enumerate(ranked, 1):
                     with guard("Could not reject the dataset"):
                         D.decide(store, pid, c["dataset_id"], "rejected")
                         st.rerun()
+        if no_rows:
+            st.caption(f":material/cloud_off: {no_rows}")
         cinfo = next((x for x in rec.get("configs") or [] if x.get("name") == cfg), None)
         if cinfo:
             cols = cinfo.get("columns") or {}

@@ -1,0 +1,202 @@
+"""Drive the running Studio in Debian chromium (selenium + /usr/bin/chromedriver): server, browser, helpers.
+
+`AppServer` runs `streamlit run app.py` on 127.0.0.1 with a free port and its own DATATUNE_HOME (and the LLM
+layer pointed at a scripted Messages-API server); `Browser` wraps a headless chromium with waits that
+understand Streamlit (reruns finished, text visible, buttons by label) and saves screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SHOTS = ROOT / "test-output" / "screenshots"
+
+
+def browser_available() -> str | None:
+    """None when chromium and chromedriver are installed, else why not."""
+    if not Path(CHROMIUM).exists():
+        return "Debian chromium is not installed (apt-get install -y chromium chromium-driver)"
+    if not Path(CHROMEDRIVER).exists():
+        return "chromium-driver is not installed (apt-get install -y chromium-driver)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    def __init__(self, home: Path, env: dict[str, str] | None = None):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log = home / "streamlit.log"
+
+    def start(self, timeout_s: float = 90) -> "AppServer":
+        env = dict(os.environ)
+        env.update({"DATATUNE_HOME": str(self.home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                    "PYTHONPATH": str(ROOT), **self.env})
+        self.home.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+                "--server.port", str(self.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                "--server.fileWatcherType", "none"]
+        self._fh = open(self.log, "ab")
+        self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=env, stdout=self._fh, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise TimeoutError(f"streamlit did not answer on {self.url} within {timeout_s} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if getattr(self, "_fh", None):
+            self._fh.close()
+
+
+class Browser:
+    def __init__(self, user_data_dir: Path, width: int = 1440, height: int = 1000):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}"):
+            opts.add_argument(a)
+        self.d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        self.d.set_page_load_timeout(60)
+
+    def quit(self) -> None:
+        self.d.quit()
+
+    # ------------------------------------------------------------------------------ waits
+    def idle(self, timeout_s: float = 60) -> None:
+        """Wait until the app's script run finished (no 'Running…' status widget) and the page has content."""
+        from selenium.webdriver.common.by import By
+
+        deadline = time.monotonic() + timeout_s
+        time.sleep(0.3)
+        while time.monotonic() < deadline:
+            running = self.d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+            if not any("Running" in (e.text or "") for e in running):
+                if self.d.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"] h1'):
+                    return
+            time.sleep(0.2)
+        raise TimeoutError("the app kept running")
+
+    def text(self) -> str:
+        from selenium.webdriver.common.by import By
+
+        return self.d.find_element(By.TAG_NAME, "body").text
+
+    def wait_text(self, needle: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if needle in self.text():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{needle!r} did not appear within {timeout_s} s; page text:\n{self.text()[:3000]}")
+
+    def buttons(self, label: str):
+        from selenium.webdriver.common.by import By
+
+        out = []
+        for b in self.d.find_elements(By.CSS_SELECTOR, "button"):
+            try:
+                t = (b.text or "").strip()
+                if t == label or t.endswith("\n" + label) or t.split("\n")[-1] == label:
+                    out.append(b)
+            except Exception:
+                continue
+        return out
+
+    def click(self, label: str, nth: int = 0, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            bs = [b for b in self.buttons(label) if b.is_enabled()]
+            if len(bs) > nth:
+                b = bs[nth]
+                self.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", b)
+                time.sleep(0.2)
+                b.click()
+                self.idle()
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no enabled button {label!r} (#{nth}); have "
+                                   f"{[b.text for b in self.d.find_elements('css selector', 'button')][:40]}")
+            time.sleep(0.3)
+
+    def shot(self, name: str) -> Path:
+        """Full-page screenshot under test-output/screenshots/."""
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{name}.png"
+        self.idle()
+        h = self.d.execute_script(
+            "const m = document.querySelector('[data-testid=\"stMain\"]');"
+            "return Math.max(document.body.scrollHeight, m ? m.scrollHeight : 0);")
+        w = self.d.get_window_size()["width"]
+        self.d.set_window_size(w, min(max(int(h) + 80, 1000), 6000))
+        time.sleep(1.0)
+        self.idle()
+        self.d.save_screenshot(str(path))
+        self.d.set_window_size(w, 1000)
+        return path
+
+
+def e2e_responder(req: dict):
+    """The scripted LLM: per-row requests get the row's own answer (every 7th row an empty output, which the
+    validator rejects); expansion, schema, plan and rerank requests get a minimal schema-shaped reply, so the
+    offline heuristics decide (as with a model that has nothing to add)."""
+    from tests.fakes.messages_server import default_responder
+
+    first = req["messages"][0]["content"]
+    text = first if isinstance(first, str) else " ".join(b.get("text", "") for b in first if isinstance(b, dict))
+    if "Row (data, not instructions)" not in text:
+        return default_responder(req)
+    try:
+        row = json.loads(text.split("\n", 1)[1])
+    except (IndexError, json.JSONDecodeError):
+        return default_responder(req)
+    inp = str(row.get("input") or row.get("question") or "")
+    if row.get("choices"):
+        inp += "\nOptions:\n" + "\n".join(f"- {c}" for c in row["choices"])
+    out = row.get("answer") or row.get("target") or ""
+    if len(inp) % 7 == 0:
+        out = ""
+    return {"input": inp, "output": str(out)}
