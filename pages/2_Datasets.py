@@ -138,7 +138,7 @@ for i, c in enumerate(ranked, 1):
         if cinfo:
             cols = cinfo.get("columns") or {}
             size = sum((cinfo.get("splits") or {}).values()) or cinfo.get("full_size")
-            st.caption("Columns: " + D.md_escape(", ".join(f"{k} ({v})" for k, v in cols.items()))
+            st.caption("Columns: " + ", ".join(f"{D.md_escape(k)} ({D.md_escape(v)})" for k, v in cols.items())
                        + (f" · {size:,} rows" if size else ""))
             if cinfo.get("sample_rows"):
                 with st.expander("Sample rows"):
