@@ -70,7 +70,8 @@ def _engine(backend: str) -> tuple[str, Any, Any]:
                             "configure Claude (ANTHROPIC_API_KEY) or an OpenAI-compatible server.")
         from .. import models
 
-        threads = int(os.environ.get("DATATUNE_LOCAL_THREADS", "0")) or min(4, os.cpu_count() or 1)
+        # one core stays free for the app; busy 2-core machines are far faster with 1 thread than with 2
+        threads = int(os.environ.get("DATATUNE_LOCAL_THREADS", "0")) or min(4, max(1, (os.cpu_count() or 2) - 1))
         if backend == "llamacpp":
             from llama_cpp import Llama
 

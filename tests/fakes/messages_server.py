@@ -282,19 +282,20 @@ class MessagesServer:
                 n = int(self.headers.get("content-length") or 0)
                 return json.loads(self.rfile.read(n) or b"{}")
 
-            def _auth_ok(self) -> bool:
+            def _auth_ok(self, path: str = "") -> bool:
                 if srv.api_key is None:
                     return True
                 key = self.headers.get("x-api-key") or (self.headers.get("authorization") or "").removeprefix("Bearer ")
                 if key != srv.api_key:
+                    srv._log(path=path, status=401, fault=None, billed=False, fingerprint="")  # before replying
                     self._error(401, "authentication_error", "invalid x-api-key")
                     return False
                 return True
 
             def do_GET(self) -> None:  # noqa: N802
-                if not self._auth_ok():
-                    return
                 path = self.path.split("?")[0].rstrip("/")
+                if not self._auth_ok(path):
+                    return
                 if path == "/v1/models":
                     data = [{"type": "model", "id": m, "display_name": m, "created_at": _iso(0)}
                             for m in sorted(srv.models)]
@@ -326,8 +327,7 @@ class MessagesServer:
                     req = self._body()
                 except json.JSONDecodeError:
                     return self._error(400, "invalid_request_error", "body is not JSON")
-                if not self._auth_ok():
-                    srv._log(path=path, status=401, fault=None, billed=False, fingerprint="")
+                if not self._auth_ok(path):
                     return
                 if path == "/v1/messages/count_tokens":
                     u = srv._usage({**req, "tools": req.get("tools")})

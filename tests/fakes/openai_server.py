@@ -95,6 +95,8 @@ class OpenAIServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                if srv.api_key is not None and self.headers.get("authorization") != f"Bearer {srv.api_key}":
+                    srv.log.append({"model": body.get("model"), "fault": None, "status": 401})
                 if not self._auth():
                     return
                 if self.path.rstrip("/") != "/v1/chat/completions":
