@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from datatune_core.catalog import default_catalog_paths  # noqa: E402
-from datatune_core.retrieve import DEPTH, FusionWeights, LeakageGuard, _overlap_cached, hybrid_rank, rrf_fuse  # noqa: E402
+from datatune_core.retrieve import DEPTH, FusionWeights, LeakageGuard, _overlap_cached, fuse, hybrid_rank  # noqa: E402
 from datatune_core.searchindex import IndexConfig, load_index  # noqa: E402
 
 LABELS = ROOT / "bench" / "data" / "retrieval_labels.jsonl"
@@ -94,7 +94,7 @@ def ranked_ids(index, lists: dict, mode: str, fusion: FusionWeights, q: Query) -
     elif mode == "dense":
         order = lists["dense"]
     else:
-        s = rrf_fuse([lists["bm25"], lists["dense"]], [fusion.w_bm25, fusion.w_dense], fusion.k)
+        s = fuse(index, lists["bm25"], lists["dense"], fusion, q.text)
         order = sorted(s, key=lambda i: (-s[i], i))
     return [index.records[i].id for i in order if index.records[i].id not in q.excluded]
 
@@ -105,10 +105,16 @@ def evaluate(index, lists, queries, mode, fusion) -> dict[str, float]:
 
 
 GRID = [FusionWeights(1.0, wd, k) for wd in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0) for k in (5, 10, 20, 40, 60, 100)]
+PRIORS = [(wp, ff) for wp in (0.0, 0.25, 0.5, 1.0) for ff in (1.0, 0.8, 0.5)]
 
 
-def tune(index, lists, queries) -> tuple[FusionWeights, dict]:
-    best = max(GRID, key=lambda f: (evaluate(index, lists, queries, "hybrid", f)["MAP"], -abs(f.w_dense - 1)))
+def tune(index, lists, queries, priors: bool = True) -> tuple[FusionWeights, dict]:
+    def score(f: FusionWeights) -> tuple:
+        return (evaluate(index, lists, queries, "hybrid", f)["MAP"], -abs(f.w_dense - 1), -f.w_pop)
+
+    best = max(GRID, key=score)
+    if priors:
+        best = max((FusionWeights(best.w_bm25, best.w_dense, best.k, wp, ff) for wp, ff in PRIORS), key=score)
     return best, evaluate(index, lists, queries, "hybrid", best)
 
 
@@ -139,7 +145,7 @@ def rerank_plumbing(index, queries, fusion, top_k=25, votes=5) -> tuple[dict, di
 
 def fmt(name: str, m: dict, base: dict) -> str:
     cells = "  ".join(f"{k} {m[k]:.3f} ({m[k] / base[k]:.2f}x)" if base.get(k) else f"{k} {m[k]:.3f}" for k in m)
-    return f"{name:28s} {cells}"
+    return f"{name:40s} {cells}"
 
 
 def main() -> None:
@@ -174,6 +180,7 @@ def main() -> None:
     base = evaluate(index, lists, queries, "bm25", FusionWeights())
     dense = evaluate(index, lists, queries, "dense", FusionWeights())
     rrf60 = evaluate(index, lists, queries, "hybrid", FusionWeights())
+    best_rrf, tuned_rrf = tune(index, lists, queries, priors=False)
     best, tuned = tune(index, lists, queries)
     odd, even = queries[1::2], queries[0::2]
     f_odd, _ = tune(index, lists, odd)
@@ -185,16 +192,16 @@ def main() -> None:
     print(fmt("BM25 (baseline)", base, base))
     print(fmt("dense MiniLM", dense, base))
     print(fmt("hybrid RRF k=60 equal", rrf60, base))
-    print(fmt(f"hybrid tuned (wd={best.w_dense},k={best.k:g})", tuned, base))
+    print(fmt(f"hybrid RRF tuned (wd={best_rrf.w_dense},k={best_rrf.k:g})", tuned_rrf, base))
+    print(fmt(f"+ priors (pop={best.w_pop},foreign={best.foreign_factor})", tuned, base))
     print(fmt("hybrid tuned, 2-fold CV", cv, base))
     print(fmt("hybrid + rerank (plumbing)", rr, base))
     print(f"  rerank plumbing: echo responder via the scripted Messages server, {info['llm_calls']} billed calls "
           f"({info['votes']} votes x {len(queries)} queries); measures the vote path only, not rerank quality.")
-    print(f"  2-fold tuned weights: odd->(wd={f_odd.w_dense}, k={f_odd.k:g}), even->(wd={f_even.w_dense}, "
-          f"k={f_even.k:g})")
+    print(f"  2-fold tuned weights: odd->{f_odd}, even->{f_even}")
     results.update({"n_queries": len(queries), "bm25": base, "dense": dense, "hybrid_rrf60": rrf60,
-                    "hybrid_tuned": tuned, "hybrid_cv": cv, "hybrid_rerank_plumbing": rr,
-                    "fusion": {"w_bm25": best.w_bm25, "w_dense": best.w_dense, "k": best.k}})
+                    "hybrid_rrf_tuned": tuned_rrf, "hybrid_tuned": tuned, "hybrid_cv": cv, "hybrid_rerank_plumbing": rr,
+                    "fusion": vars(best)})
     print(json.dumps(results))
 
 

@@ -16,6 +16,7 @@ LLM reranker (`rerank.py`, self-consistency votes).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ class FusionWeights:
     w_bm25: float = 1.0
     w_dense: float = 1.0
     k: float = 60.0
+    w_pop: float = 0.0  # weight of a third ranking: the retrieved records ordered by downloads
+    foreign_factor: float = 1.0  # score multiplier for non-English records when the query names no language
 
 
 # Tuned on bench/data/retrieval_labels.jsonl by bench/retrieval_eval.py (see docs/retrieval.md).
@@ -93,29 +96,71 @@ def rrf_fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: flo
     return scores
 
 
+_LANG_WORDS = re.compile(
+    r"\b(translat\w*|multilingual|cross-?lingual|language|arabic|bengali|bulgarian|catalan|chinese|croatian|czech|"
+    r"danish|dutch|estonian|finnish|french|german|greek|hebrew|hindi|hungarian|indonesian|italian|japanese|korean|"
+    r"malay|norwegian|persian|polish|portuguese|romanian|russian|serbian|slovak|slovenian|spanish|swahili|swedish|"
+    r"tamil|thai|turkish|ukrainian|urdu|vietnamese|yoruba|hausa|igbo)\b", re.I)
+
+
+def _names_language(text: str) -> bool:
+    """True when the query names a language (or is not written in Latin script), so no English preference."""
+    if _LANG_WORDS.search(text):
+        return True
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and sum(ch.isascii() for ch in letters) / len(letters) < 0.8
+
+
+def _is_foreign(record: DatasetRecord) -> bool:
+    langs = [x.lower() for x in record.languages]
+    return bool(langs) and not any(x.startswith(("en", "mul")) for x in langs)
+
+
+def fuse(index: SearchIndex, bm_rank: list[int], d_rank: list[int], fusion: FusionWeights,
+         text: str) -> dict[int, float]:
+    """Weighted RRF of the BM25 and dense rankings (+ an optional popularity ranking and language preference)."""
+    rankings, weights = [bm_rank, d_rank], [fusion.w_bm25, fusion.w_dense]
+    if fusion.w_pop:
+        union = list(dict.fromkeys(bm_rank + d_rank))
+        rankings.append(sorted(union, key=lambda i: -(index.records[i].downloads or 0)))
+        weights.append(fusion.w_pop)
+    scores = rrf_fuse(rankings, weights, fusion.k)
+    if fusion.foreign_factor != 1.0 and not _names_language(text):
+        for i in scores:
+            if _is_foreign(index.records[i]):
+                scores[i] *= fusion.foreign_factor
+    return scores
+
+
+def rank_positions(index: SearchIndex, text: str, depth: int = DEPTH) -> tuple[np.ndarray, list[int], list[int],
+                                                                                dict[int, float]]:
+    """BM25 scores, the BM25 and dense rankings (record positions, best first) and dense similarities."""
+    bm = index.bm25_scores(text)
+    order = np.argsort(-bm, kind="stable")[:depth]
+    bm_rank = [int(i) for i in order if bm[i] > 0]
+    ids, sims = index.dense_scores(text, k=depth)
+    return bm, bm_rank, [int(i) for i in ids], {int(i): float(x) for i, x in zip(ids, sims)}
+
+
 def hybrid_rank(index: SearchIndex, text: str, fusion: FusionWeights | None = None, depth: int = DEPTH,
                 mode: str = "hybrid") -> list[Candidate]:
     """All retrieved records, best first: mode 'bm25', 'dense' or 'hybrid' (weighted RRF)."""
     fusion = fusion or DEFAULT_FUSION
     if not len(index):
         return []
-    bm = index.bm25_scores(text) if mode in ("bm25", "hybrid") else None
-    bm_rank: list[int] = []
-    if bm is not None:
-        order = np.argsort(-bm, kind="stable")[:depth]
-        bm_rank = [int(i) for i in order if bm[i] > 0]
-    d_rank: list[int] = []
-    d_sim: dict[int, float] = {}
-    if mode in ("dense", "hybrid"):
-        ids, sims = index.dense_scores(text, k=depth)
-        d_rank = [int(i) for i in ids]
-        d_sim = {int(i): float(s) for i, s in zip(ids, sims)}
     if mode == "bm25":
-        fused = {i: float(bm[i]) for i in bm_rank}
+        bm = index.bm25_scores(text)
+        order = np.argsort(-bm, kind="stable")[:depth]
+        fused = {int(i): float(bm[i]) for i in order if bm[i] > 0}
+        d_sim: dict[int, float] = {}
     elif mode == "dense":
+        bm = None
+        ids, sims = index.dense_scores(text, k=depth)
+        d_sim = {int(i): float(x) for i, x in zip(ids, sims)}
         fused = dict(d_sim)
     else:
-        fused = rrf_fuse([bm_rank, d_rank], [fusion.w_bm25, fusion.w_dense], fusion.k)
+        bm, bm_rank, d_rank, d_sim = rank_positions(index, text, depth)
+        fused = fuse(index, bm_rank, d_rank, fusion, text)
     order = sorted(fused, key=lambda i: (-fused[i], i))
     return [Candidate(record=index.records[i], config=_default_config(index.records[i]), fused_score=fused[i],
                       bm25_score=float(bm[i]) if bm is not None else None, dense_score=d_sim.get(i))
@@ -157,27 +202,16 @@ class LeakageGuard:
         return None
 
     def overlap_reason(self, record: DatasetRecord) -> str | None:
-        """Scan the record's rows (every config) for values whose normalized hash is a test input."""
+        """Check the record's rows (every config) for values whose normalized hash is a test input."""
         if not record.has_rows() or not self.test_hashes:
             return None
-        hits = 0
-        where: list[str] = []
-        configs = [c.name for c in record.configs] or [None]
-        for cfg in configs:
-            try:
-                for row_id, row in load_rows(record, cfg, limit=ROW_SCAN_LIMIT):
-                    if _row_hashes(row) & self.test_hashes:
-                        hits += 1
-                        if len(where) < 3:
-                            where.append(row_id)
-            except Exception:  # unreadable rows cannot leak; the transform stage reports them
-                continue
+        hits = [rid for rid, hs in record_row_hashes(record) if hs & self.test_hashes]
         if hits:
-            return (f"{hits} row(s) overlap the test inputs of {self.unit!r} (e.g. {', '.join(where)})")
+            return f"{len(hits)} row(s) overlap the test inputs of {self.unit!r} (e.g. {', '.join(hits[:3])})"
         return None
 
 
-def _row_hashes(row: dict) -> set[str]:
+def _row_hashes(row: dict) -> frozenset[str]:
     from .bigbench import normalize_text, text_hash
 
     out: set[str] = set()
@@ -187,7 +221,24 @@ def _row_hashes(row: dict) -> set[str]:
                 out.add(text_hash(v))
         elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
             out.add(text_hash("\n".join(v)))
-    return out
+    return frozenset(out)
+
+
+_ROW_HASHES: dict[tuple[str, str], list[tuple[str, frozenset[str]]]] = {}
+
+
+def record_row_hashes(record: DatasetRecord) -> list[tuple[str, frozenset[str]]]:
+    """(row id, normalized hashes of its text values) for every row of every config (cached per content)."""
+    key = (record.id, record.content_hash())
+    if key not in _ROW_HASHES:
+        out: list[tuple[str, frozenset[str]]] = []
+        for cfg in [c.name for c in record.configs] or [None]:
+            try:
+                out += [(rid, _row_hashes(row)) for rid, row in load_rows(record, cfg, limit=ROW_SCAN_LIMIT)]
+            except Exception:  # unreadable rows cannot leak; the transform stage reports them
+                continue
+        _ROW_HASHES[key] = out
+    return _ROW_HASHES[key]
 
 
 _GUARD_CACHE: dict[tuple[str, str, str], str | None] = {}
@@ -253,6 +304,13 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
         pool.append(cand)
         if len(pool) >= pool_size:
             break
+    if rerank and pool and client is None:
+        from .config import load_settings
+
+        if load_settings().resolved_provider() == "local":
+            rerank = False
+            result.notes.append("LLM rerank skipped: the embedded local model is too small to judge datasets. Set "
+                                "ANTHROPIC_API_KEY (or an OpenAI-compatible server), or pass a client explicitly.")
     if rerank and pool:
         from .rerank import rerank_candidates
 

@@ -113,3 +113,11 @@ def test_search_with_rerank_and_none_majority(tiny_index):
     res = search("detect sarcasm in tweets", top_k=3, client=client, votes=3, rerank_n=20, index=tiny_index)
     assert res.ids()[0] == "news_topics" and res.candidates[0].reason == "Topic labels."
     assert res.reranked and res.none_fits and res.none_votes == 2 and len(res.ids()) == 3
+
+
+@pytest.mark.slow
+def test_auto_client_skips_rerank_with_the_embedded_model(tiny_index, monkeypatch):
+    monkeypatch.setenv("DATATUNE_PROVIDER", "local")
+    res = search("detect sarcasm in tweets", top_k=2, index=tiny_index)  # rerank=True by default
+    assert not res.reranked and res.ids()[0] == "sarcasm_tweets"
+    assert any("rerank skipped" in n for n in res.notes)
