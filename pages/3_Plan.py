@@ -137,8 +137,9 @@ with right:
         with st.expander("Version history and differences"):
             nums = [v["version"] for v in versions]
             c1, c2 = st.columns(2)
-            va = c1.selectbox("Compare version", nums, index=len(nums) - 2, key=f"dt_va_{pid}_{ds}")
-            vb = c2.selectbox("with version", nums, index=len(nums) - 1, key=f"dt_vb_{pid}_{ds}")
+            vk = f"{pid}_{ds}_{cfg}_{len(nums)}"  # a new version resets the comparison to the newest pair
+            va = c1.selectbox("Compare version", nums, index=len(nums) - 2, key=f"dt_va_{vk}")
+            vb = c2.selectbox("with version", nums, index=len(nums) - 1, key=f"dt_vb_{vk}")
             by = {v["version"]: v for v in versions}
             st.code(pipeline.plan_diff(by[va]["payload"], by[vb]["payload"], va, vb), language="diff")
             st.dataframe(pd.DataFrame([{"version": v["version"], "author": v["author"],

@@ -56,6 +56,8 @@ def texts(at: AppTest) -> str:
                 parts.append(str(el.value))
             except Exception:
                 pass
+    for el in at.metric:
+        parts.append(f"{el.label}: {el.value}")
     for el in at.sidebar.markdown:
         parts.append(str(el.value))
     return "\n".join(parts)
