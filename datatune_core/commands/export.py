@@ -1,0 +1,72 @@
+"""`datatune export dataset|adapter|recipe|all` - HF dataset folder + card, adapter + model card, recipe; `--push`.
+
+Destinations are names inside the project's export folder (DATATUNE_HOME/exports/<project>/, or --root); paths
+escaping it are refused. `--push user/name` uploads to the Hugging Face Hub when a token is configured.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ._common import open_store, print_json, resolve_project
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(help="Export the dataset (with card), the adapter (with card) and the recipe.",
+                      no_args_is_help=True)
+    app.add_typer(sub, name="export")
+
+    @sub.command("dataset")
+    def dataset(project: str = typer.Option(..., "--project", "-p"),
+                dest: str = typer.Option("dataset", help="Folder name inside the export folder."),
+                root: str = typer.Option(None, help="Export folder (default DATATUNE_HOME/exports/<project>)."),
+                push: str = typer.Option(None, help="Also push to this Hub dataset repo (needs HF_TOKEN).")):
+        """The curated rows as a Hugging Face dataset folder with a dataset card."""
+        from ..export import export_dataset, push_to_hub
+
+        store = open_store()
+        out = export_dataset(store, resolve_project(store, project).id, dest, root)
+        res = {"dataset": str(out)}
+        if push:
+            res["url"] = push_to_hub(out, push, "dataset")
+        print_json(res)
+
+    @sub.command("adapter")
+    def adapter(adapter: str = typer.Option(None, help="Adapter folder (default: the project's latest)."),
+                project: str = typer.Option(None, "--project", "-p"),
+                dest: str = typer.Option("adapter", help="Folder name inside the export folder."),
+                root: str = typer.Option(None, help="Export folder (default DATATUNE_HOME/exports/<project>)."),
+                push: str = typer.Option(None, help="Also push to this Hub model repo (needs HF_TOKEN).")):
+        """The LoRA adapter with a model card (training settings, BIG-bench base vs fine-tuned)."""
+        from ..errors import UserError
+        from ..export import export_adapter, latest_adapter, push_to_hub
+
+        store = open_store()
+        pid = resolve_project(store, project).id if project else None
+        src = adapter or (latest_adapter(store, pid) if pid is not None else None)
+        if not src:
+            raise UserError("No adapter: pass --adapter PATH, or train the project first (`datatune train -p P`).")
+        out = export_adapter(store, src, dest, root, project_id=pid)
+        res = {"adapter": str(out)}
+        if push:
+            res["url"] = push_to_hub(out, push, "model")
+        print_json(res)
+
+    @sub.command("recipe")
+    def recipe(project: str = typer.Option(..., "--project", "-p"),
+               dest: str = typer.Option("recipe.json", help="File name (.json, or .yaml) inside the export folder."),
+               root: str = typer.Option(None, help="Export folder (default DATATUNE_HOME/exports/<project>).")):
+        """The recipe that `datatune run` replays end to end."""
+        from ..export import export_recipe
+
+        store = open_store()
+        print_json({"recipe": str(export_recipe(store, resolve_project(store, project).id, dest, root))})
+
+    @sub.command("all")
+    def all_(project: str = typer.Option(..., "--project", "-p"),
+             root: str = typer.Option(None, help="Export folder (default DATATUNE_HOME/exports/<project>).")):
+        """Dataset, recipe and (if trained) the latest adapter."""
+        from ..export import export_all
+
+        store = open_store()
+        print_json({k: str(v) for k, v in export_all(store, resolve_project(store, project).id, root=root).items()})
