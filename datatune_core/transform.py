@@ -108,12 +108,24 @@ class Prepared:
 
 
 # ----------------------------------------------------------------------------------------- sources
-_RECORDS: dict[str, Any] = {}
+_RECORDS: dict[tuple, dict[str, Any]] = {}
+
+
+def _catalog_index(home) -> dict[str, Any]:
+    """Catalog records by id, cached per set of catalog files (and their modification times)."""
+    from .catalog import default_catalog_paths, load_catalogs
+
+    paths = default_catalog_paths(home)
+    key = tuple((str(p), p.stat().st_mtime if p.exists() else 0) for p in paths)
+    if key not in _RECORDS:
+        _RECORDS.clear()
+        _RECORDS[key] = load_catalogs(paths).by_id()
+    return _RECORDS[key]
 
 
 def find_record(store, project_id: int, dataset_id: str):
     """The DatasetRecord of a candidate (as saved by retrieval) or from the catalogs; UserError if unknown."""
-    from .catalog import DatasetRecord, default_catalog_paths, load_catalogs
+    from .catalog import DatasetRecord
 
     for c in store.list_candidates(project_id):
         if c["dataset_id"] == dataset_id and c["record"].get("id"):
@@ -121,9 +133,7 @@ def find_record(store, project_id: int, dataset_id: str):
                 return DatasetRecord.from_dict(c["record"])
             except ValueError:
                 break
-    if not _RECORDS:
-        _RECORDS.update(load_catalogs(default_catalog_paths(store.home)).by_id())
-    rec = _RECORDS.get(dataset_id)
+    rec = _catalog_index(store.home).get(dataset_id)
     if rec is None:
         raise UserError(f"Dataset {dataset_id!r} is in no catalog. Search for it (`datatune retrieve search`) or "
                         "add a local file (`datatune catalog add PATH`).")
