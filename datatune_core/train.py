@@ -607,9 +607,12 @@ def _train_job(ctx: Any) -> dict:
             continue
         run_id = (done.get(f"{key}:start") or {}).get("run_id")
         if run_id is None and main:
+            from .quality import dataset_version  # content hash of the curated rows: links the run to its profile
+
             run_id = store.create_training_run(ctx.project_id, {**cfg.to_dict(), "learning_rate": lr,
                                                                 "lora_alpha": alpha, "grid_index": gi},
-                                               job_id=ctx.job_id, output_dir=str(out / key))
+                                               job_id=ctx.job_id, output_dir=str(out / key),
+                                               dataset_version=dataset_version(rows))
             ctx.commit(f"{key}:start", {"run_id": run_id})
         ckpts = sorted((k for k in done if k.startswith(f"{key}:ckpt:")), key=lambda k: int(k.rsplit(":", 1)[1]))
         resume = next((done[k]["path"] for k in reversed(ckpts) if Path(done[k]["path"]).is_dir()), None)
