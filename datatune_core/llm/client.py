@@ -79,8 +79,9 @@ class AdaptiveLimiter:
             self.inflight -= 1
             now = time.monotonic()
             if throttled:
+                # With a retry-after the pause below does the pacing, so shrink gently; without one, halve.
                 if now - self._last_cut > max(0.2, retry_after or 0):
-                    self.limit = max(1.0, self.limit / 2)
+                    self.limit = max(1.0, self.limit * (0.8 if retry_after else 0.5))
                     self._last_cut = now
                 if retry_after:
                     self.paused_until = max(self.paused_until, now + retry_after)

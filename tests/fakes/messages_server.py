@@ -357,6 +357,7 @@ class MessagesServer:
                     srv._log(path="/v1/messages", status=429, fault="rpm", billed=False, fingerprint=fp)
                     return self._error(429, "rate_limit_error", "Number of requests has exceeded your rate limit",
                                        {**rl_headers, "retry-after": f"{ra:.3f}", "retry-after-ms": f"{ra * 1000:.0f}"})
+                accepted = time.time()
                 fault = srv._next_fault()
                 if srv.latency_s:
                     time.sleep(srv.latency_s)
@@ -382,6 +383,7 @@ class MessagesServer:
                     return self._send(200, None, rl_headers, raw=raw[: len(raw) // 2])
                 u = msg["usage"]
                 srv._log(path="/v1/messages", status=200, fault=None, billed=True, fingerprint=fp, model=model,
+                         accepted=accepted,
                          input_tokens=u["input_tokens"], output_tokens=u["output_tokens"],
                          cache_read=u["cache_read_input_tokens"], cache_write=u["cache_creation_input_tokens"],
                          batch=False)
