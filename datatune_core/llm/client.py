@@ -94,7 +94,8 @@ class AdaptiveLimiter:
 
 
 def _headers_wait(h: dict) -> float | None:
-    """Seconds to hold new requests when `*-ratelimit-requests-remaining` is 0 (until its reset time)."""
+    """Seconds to hold new requests when `*-ratelimit-requests-remaining` is 0: until one request's worth of
+    allowance is back (60 s / the per-minute limit), at most until the reset time."""
     h = {k.lower(): v for k, v in h.items()}
     for prefix in ("anthropic-ratelimit-requests", "x-ratelimit-requests"):
         rem = h.get(f"{prefix}-remaining")
@@ -105,18 +106,23 @@ def _headers_wait(h: dict) -> float | None:
                 return None
         except ValueError:
             return None
-        reset = h.get(f"{prefix}-reset")
-        if not reset:
-            return 0.05
+        wait = 60.0
         try:
-            return min(60.0, max(0.0, float(reset)))  # seconds form
+            wait = 60.0 / max(1.0, float(h.get(f"{prefix}-limit") or 1.0))
         except ValueError:
             pass
-        try:
-            at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
-            return min(60.0, max(0.0, (at - datetime.now(timezone.utc)).total_seconds()))
-        except ValueError:
-            return 0.05
+        reset = h.get(f"{prefix}-reset")
+        if reset:
+            try:
+                until = float(reset)  # seconds form
+            except ValueError:
+                try:
+                    at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+                    until = (at - datetime.now(timezone.utc)).total_seconds()
+                except ValueError:
+                    until = wait
+            wait = min(wait, max(0.0, until))
+        return min(wait, 60.0)
     return None
 
 
@@ -308,19 +314,23 @@ class LLMClient:
                 return len(self.calls)
         return ledger.record_call(self.store, **row)
 
+    def _bump(self, name: str) -> None:
+        with self._lock:
+            self._stats[name] += 1
+
     def _charge(self, cost: float) -> None:
         with self._lock:
             self.spent_usd += cost
 
     def _attempt(self, req: LLMRequest, model: str) -> ProviderReply:
         self.limiter.acquire()
-        self._stats["attempts"] += 1
+        self._bump("attempts")
         try:
             reply = self.provider.call(req, model)
         except LLMTransientError as e:
             throttled = e.status in (429, 529)
             if throttled:
-                self._stats["throttled"] += 1
+                self._bump("throttled")
             self.limiter.release(throttled=throttled, retry_after=e.retry_after)
             raise
         except BaseException:
@@ -342,7 +352,7 @@ class LLMClient:
             retry=retry_if_exception_type(LLMTransientError),
             stop=stop_after_attempt(self.config.max_attempts) | stop_after_delay(self.config.max_retry_time_s),
             wait=self._wait, reraise=True,
-            before_sleep=lambda s: self._stats.__setitem__("retries", self._stats["retries"] + 1),
+            before_sleep=lambda s: self._bump("retries"),
         )
         return retrying(self._attempt, req, model)
 

@@ -206,3 +206,26 @@ def test_model_roles_from_project_settings_and_env(store, monkeypatch):
     assert c.model_for(LLMRequest(messages=[], role="cheap")) == "claude-haiku-4-5"
     assert c.model_for(LLMRequest(messages=[], role="strong")) == "claude-opus-4-5"
     assert c.model_for(LLMRequest(messages=[], model="claude-sonnet-4-5")) == "claude-sonnet-4-5"
+
+
+def test_rate_limit_headers_pause_new_requests():
+    from datetime import datetime, timedelta, timezone
+
+    from datatune_core.llm.client import AdaptiveLimiter, _headers_wait
+
+    soon = (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat()
+    assert _headers_wait({"anthropic-ratelimit-requests-remaining": "5"}) is None
+    # remaining 0 with a 600/min limit: wait one request's worth (0.1 s), not the full 30 s reset
+    w = _headers_wait({"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-limit": "600",
+                       "anthropic-ratelimit-requests-reset": soon})
+    assert w == pytest.approx(0.1)
+    w = _headers_wait({"x-ratelimit-requests-remaining": "0", "x-ratelimit-requests-reset": "0.02"})
+    assert w == pytest.approx(0.02)
+    lim = AdaptiveLimiter(4)
+    lim.acquire()
+    lim.release(headers={"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-limit": "300"})
+    assert lim.paused_until - time.monotonic() > 0.1  # new starts are held until the allowance is back
+    lim.acquire()
+    assert time.monotonic() >= lim.paused_until
+    lim.release(throttled=True, retry_after=None)
+    assert lim.limit == 2  # overload without retry-after halves the concurrency
