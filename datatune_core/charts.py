@@ -349,3 +349,18 @@ def quality_card_section(profile: QualityProfile | dict, chart_dir: Path | str |
         if res.message:
             lines += ["", f"_{res.message}_"]
     return "\n".join(lines) + "\n"
+
+
+def dataset_card_quality(store: Any, project_id: int, folder: Path | str, charts_subdir: str = "quality") -> str:
+    """The card section for an exported dataset folder: the stored profile of the project's current dataset
+    version, with its charts written to `folder/charts_subdir`; a short hint when no profile matches."""
+    from .quality import current_dataset_version, find_profile
+
+    version = current_dataset_version(store, project_id)
+    prof = find_profile(store, project_id, version) if version else None
+    if prof is None:
+        name = store.get_project(project_id).name
+        return ("\n## Data quality\n\nNo quality profile of this exact dataset version yet: run "
+                f"`datatune quality project:{name} --save` (or the quality job on the Evaluate page) and export "
+                "again to include diversity, difficulty and overlap figures here.\n")
+    return "\n" + quality_card_section(prof, Path(folder) / charts_subdir, link_base=charts_subdir)

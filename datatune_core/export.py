@@ -147,7 +147,10 @@ def export_dataset(store: Any, project_id: int, dest: str | Path = "dataset", ro
     ds.to_json(str(tmp / "data" / "train.jsonl"), lines=True, force_ascii=False)
     recipe = build_recipe(store, project_id)
     (tmp / "recipe.json").write_text(json.dumps(recipe, indent=2, ensure_ascii=False), encoding="utf-8")
-    (tmp / "README.md").write_text(dataset_card(store, project_id, len(ds), recipe), encoding="utf-8")
+    from .charts import dataset_card_quality  # quality profile of this dataset version + its charts (quality)
+
+    card = dataset_card(store, project_id, len(ds), recipe) + dataset_card_quality(store, project_id, tmp)
+    (tmp / "README.md").write_text(card, encoding="utf-8")
     _replace_dir(tmp, out)
     store.add_artifact(project_id, "export-dataset", str(out), {"rows": len(ds)})
     return out

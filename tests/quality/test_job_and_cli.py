@@ -139,3 +139,18 @@ def test_cli_judge_through_claude_settings_against_the_scripted_server(store, mo
     assert ds1["difficulty_method"] == "judge" and ds1["difficulty_mean"] == 4.0
     assert 3 <= n_billed <= 3 + 1 + 3  # ds1 sample, synthetic rows, the mix sample inside them
     assert store.query_one("SELECT COUNT(*) FROM llm_calls WHERE stage='quality'")[0] >= n_billed
+
+
+def test_exported_dataset_card_includes_the_profile_of_that_version(store, tmp_path, monkeypatch):
+    from datatune_core.export import export_dataset
+
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chrome"))  # HTML charts only (fast)
+    pid = _project(store)
+    out = export_dataset(store, pid, "before", root=tmp_path)
+    assert "No quality profile of this exact dataset version" in (out / "README.md").read_text(encoding="utf-8")
+    jobs.start_job(store, "quality", {"project_id": pid, "quality": NO_MODELS}, project_id=pid, background=False)
+    out = export_dataset(store, pid, "after", root=tmp_path)
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "## Data quality" in card and "| ds1 | 6 |" in card and "| mix | 8 |" in card
+    assert "[diversity (interactive)](quality/diversity.html)" in card
+    assert (out / "quality" / "diversity.html").is_file() and (out / "quality" / "plotly.min.js").is_file()
