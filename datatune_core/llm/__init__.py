@@ -14,6 +14,7 @@ DATATUNE_OPENAI_BASE_URL is set > the embedded local model.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..config import Settings, load_settings
@@ -52,10 +53,14 @@ def get_client(store: Store | None = None, project_id: int | None = None, job_id
     use_cache=None reads the cache unless DATATUNE_NO_CACHE=1. The run budget defaults to the job config's
     `budget_usd`; the project budget to the project setting `budget_usd`. Models per role ("cheap" for per-row
     work, "strong" for rerank/plan): `models` > project settings cheap_model/strong_model >
-    DATATUNE_CHEAP_MODEL/DATATUNE_STRONG_MODEL > the provider's defaults.
+    DATATUNE_CHEAP_MODEL/DATATUNE_STRONG_MODEL > the provider's defaults. Project settings openai_base_url,
+    openai_model and anthropic_base_url override the environment's.
     """
     settings = settings or load_settings()
     pset = _project_settings(store, project_id)
+    over = {k: pset[k] for k in ("openai_base_url", "openai_model", "anthropic_base_url") if pset.get(k)}
+    if over:  # a project may point at its own server
+        settings = dataclasses.replace(settings, **over)
     if isinstance(provider, Provider):
         prov = provider
     else:

@@ -94,3 +94,13 @@ def test_missing_settings_message(monkeypatch):
     monkeypatch.delenv("DATATUNE_OPENAI_BASE_URL", raising=False)
     with pytest.raises(UserError, match="DATATUNE_OPENAI_BASE_URL"):
         make_provider("openai")
+
+
+def test_project_settings_choose_the_server(store, monkeypatch):
+    with OpenAIServer(lambda body: '{"label": "from-project"}') as srv:
+        pid = store.create_project("proj", settings={"provider": "openai", "openai_base_url": srv.url + "/v1",
+                                                     "openai_model": "tiny"})
+        monkeypatch.setenv("OPENAI_API_KEY", srv.api_key)
+        c = get_client(store, pid)
+        assert c.provider.name == "openai" and c.model_for(req()) == "tiny"
+        assert c.complete(req()).parsed.label == "from-project"
