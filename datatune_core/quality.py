@@ -727,6 +727,39 @@ def profile_for_run(store: Any, run: dict) -> QualityProfile | None:
     return find_profile(store, run["project_id"], run["dataset_version"])
 
 
+def usable_eval_task(unit: str | None, warn: Any = None) -> str | None:
+    """`unit` when its BIG-bench data can be read, else None (with a warning): a project's evaluation unit is
+    a reference, so a missing shared folder must not stop the profile."""
+    if not unit:
+        return None
+    from . import bigbench
+
+    try:
+        bigbench.load_unit(unit)
+        return unit
+    except UserError as e:
+        if warn:
+            warn(f"profiling without the evaluation reference: {e}")
+        return None
+
+
+def runs_overview(store: Any, project_id: int) -> list[dict]:
+    """One item per training run of the project (oldest first): {"label", "run_id", "dataset_version", "score"
+    (its newest normalized eval score, None if not evaluated), "task", "profile" (QualityProfile of the exact
+    dataset version it used, or None)} - the input of `charts.runs_figure` and of the Evaluate page's table."""
+    evals: dict[int, dict] = {}
+    for e in store.list_eval_results(project_id):  # newest first
+        if e.get("run_id") is not None and e["run_id"] not in evals:
+            evals[e["run_id"]] = e
+    out = []
+    for run in reversed(store.list_training_runs(project_id)):
+        ev = evals.get(run["id"])
+        out.append({"label": f"run {run['id']}", "run_id": run["id"], "dataset_version": run.get("dataset_version"),
+                    "score": ev["normalized_score"] if ev else None, "task": ev["task"] if ev else None,
+                    "profile": profile_for_run(store, run)})
+    return out
+
+
 def run_quality_job(ctx: Any) -> dict:
     """Job kind "quality". Config: {"project_id"?, "dataset_version"?, "eval_task"?, "quality": QualityConfig dict}.
 
@@ -753,7 +786,7 @@ def run_quality_job(ctx: Any) -> dict:
     cfg = QualityConfig.from_dict(conf.get("quality"))
     if cfg.labels is None and (proj.settings or {}).get("labels"):
         cfg.labels = list(proj.settings["labels"])
-    eval_task = conf.get("eval_task", proj.eval_task)
+    eval_task = usable_eval_task(conf.get("eval_task", proj.eval_task), lambda m: ctx.log(m, level="warning"))
     client = None
     if cfg.difficulty == "judge" or (cfg.difficulty == "auto" and _llm_configured()):
         from .llm import get_client

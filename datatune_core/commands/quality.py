@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
     ):
         """Diversity, difficulty, lengths, label balance, near-duplicates and eval overlap, per source."""
         from ..charts import export_figures, quality_figures
-        from ..quality import QualityConfig, compare, dataset_version, load_dataset_rows, profile, save_profile
+        from ..quality import (QualityConfig, compare, dataset_version, load_dataset_rows, profile, save_profile,
+                               usable_eval_task)
 
         from ..quality import _llm_configured
 
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 from ..llm import get_client
 
                 client = get_client(store, meta.get("project_id"), stage="quality")
-            unit = eval_task or meta.get("eval_task")
+            unit = eval_task or usable_eval_task(meta.get("eval_task"), lambda m: typer.echo(m, err=True))
             typer.echo(f"Profiling {len(rows)} rows of {meta['name']}"
                        + (f" (reference: {unit})" if unit else "") + " ...", err=True)
             prof = profile(rows, config=cfg, eval_task=unit, client=client, task=meta.get("instruction"),

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from datatune_core import jobs
 from datatune_core.quality import (QualityProfile, current_dataset_version, dataset_version, find_profile,
-                                   load_dataset_rows, profile_for_run)
+                                   load_dataset_rows, profile_for_run, runs_overview)
 from datatune_core.store import RowRecord
 
 NO_MODELS = {"embed": False, "difficulty": "none"}
@@ -50,6 +50,17 @@ def test_quality_job_stores_a_profile_per_dataset_version(store, mini_bench):
     run = next(r for r in store.list_training_runs(pid) if r["id"] == run_id)
     assert profile_for_run(store, run).dataset_version == version
     assert profile_for_run(store, {"project_id": pid, "dataset_version": None}) is None
+
+    store.add_eval_result(task=mini_bench, model="m", n=4, score=0.75, normalized_score=50.0, project_id=pid,
+                          run_id=run_id)
+    old_run = store.create_training_run(pid, {}, dataset_version="sha256:gone")
+    items = runs_overview(store, pid)
+    assert [(i["run_id"], i["score"], i["profile"] is not None) for i in items] == [(run_id, 50.0, True),
+                                                                                  (old_run, None, False)]
+    from datatune_core.charts import runs_figure
+
+    fig = runs_figure(items)
+    assert list(fig.data[0].y) == [50.0, None] and fig.data[1].y[0] == prof.main.unique_bigrams_per_example
 
 
 def test_quality_job_checks_the_expected_version_and_runs_in_a_worker(store):
@@ -154,3 +165,13 @@ def test_exported_dataset_card_includes_the_profile_of_that_version(store, tmp_p
     assert "## Data quality" in card and "| ds1 | 6 |" in card and "| mix | 8 |" in card
     assert "[diversity (interactive)](quality/diversity.html)" in card
     assert (out / "quality" / "diversity.html").is_file() and (out / "quality" / "plotly.min.js").is_file()
+
+
+def test_job_profiles_without_the_reference_when_the_benchmark_is_missing(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATATUNE_BIGBENCH_DIR", str(tmp_path / "no-bigbench"))
+    pid = _project(store, eval_task="mini_yesno")
+    job_id = jobs.start_job(store, "quality", {"project_id": pid, "quality": NO_MODELS}, project_id=pid,
+                            background=False)
+    assert store.get_job(job_id).status == "done"
+    assert any("without the evaluation reference" in log["message"] for log in store.job_logs(job_id))
+    assert find_profile(store, pid).eval_source is None
