@@ -212,8 +212,24 @@ def load_for_eval(model: str | None, adapter: str | None) -> tuple[Any, Any, str
     if adapter:
         from peft import PeftModel
 
-        m = PeftModel.from_pretrained(m, adapter).eval()
+        try:
+            m = PeftModel.from_pretrained(m, adapter).eval()
+        except RuntimeError as e:
+            if "size mismatch" not in str(e):
+                raise
+            made_for = _adapter_base(adapter) or meta.get("base_model") or "another model"
+            raise UserError(f"Adapter {adapter} does not fit the base model {base or 'default'}: it was trained for "
+                            f"{made_for} (layer sizes differ). Evaluate it with that base model (--model), or "
+                            "pick an adapter trained on this one.") from e
     return m, tok, base or "default"
+
+
+def _adapter_base(adapter: str | Path) -> str | None:
+    try:
+        return json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8")) \
+            .get("base_model_name_or_path")
+    except (OSError, ValueError):
+        return None
 
 
 def evaluate(unit: str, model: str | None = None, adapter: str | None = None, limit: int | None = None, *,
