@@ -160,6 +160,8 @@ def near_duplicate_flags(shingle_sets: Sequence[set[str]], threshold: float = 0.
     flags = [False] * n
     for i, m in enumerate(mh):
         for j in lsh.query(m):
+            if flags[i] and flags[j]:  # nothing left to learn from this pair
+                continue
             if jaccard(shingle_sets[i], shingle_sets[j]) >= threshold:
                 flags[i] = flags[j] = True
         lsh.insert(i, m)

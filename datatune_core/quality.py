@@ -383,6 +383,7 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
     own_idx = [i for i, r in enumerate(rows) if r.kind != "eval"]
     is_cls = label_balance([rows[i].output for i in own_idx], cfg.labels, cfg.max_labels) is not None
     sources = []
+    in_eval: list[bool] | None = None
     for src, idx in groups.items():
         say(f"profiling {src}")
         sp = _profile_source(src, kinds[src], idx, rows, toks_in, len_out, sh, mh, cfg, is_cls)
@@ -395,7 +396,9 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
             sp.difficulty = summarise(method, [rated[i] for i in sample(idx, k)], model=diff_model,
                                       note=LOSS_NOTE if method == "loss" else "")
         if eval_hashes and kinds[src] != "eval":
-            hits = sum(1 for i in idx if _input_hash(rows[i].input) in eval_hashes)
+            if in_eval is None:  # once per row, shared by the sources and the mix
+                in_eval = [_input_hash(r.input) in eval_hashes if r.kind != "eval" else False for r in rows]
+            hits = sum(1 for i in idx if in_eval[i])
             sp.eval_overlap, sp.eval_overlap_rate = hits, hits / len(idx)
         sources.append(sp)
     if eval_task:
@@ -444,12 +447,14 @@ def _near_eval_overlap(sources: list[SourceProfile], groups: dict[str, list[int]
     lsh = MinHashLSH(threshold=lsh_threshold(cfg.near_dup_threshold), num_perm=cfg.num_perm)
     for i in ev_idx:
         lsh.insert(i, mh[i])
+    near: dict[int, bool] = {}  # row -> near an eval test input; each row is checked once (sources share the mix)
     for sp in sources:
         if sp.kind == "eval":
             continue
-        hits = sum(1 for i in groups[sp.name]
-                   if any(jaccard(sh[i], sh[j]) >= cfg.near_dup_threshold for j in lsh.query(mh[i])))
-        sp.eval_near_overlap_rate = hits / len(groups[sp.name])
+        for i in groups[sp.name]:
+            if i not in near:
+                near[i] = any(jaccard(sh[i], sh[j]) >= cfg.near_dup_threshold for j in lsh.query(mh[i]))
+        sp.eval_near_overlap_rate = sum(near[i] for i in groups[sp.name]) / len(groups[sp.name])
 
 
 # ----------------------------------------------------------------------------- comparing
