@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from ..store import Store
 from . import ledger
@@ -132,7 +132,8 @@ class ClientConfig:
 
     use_cache: bool = True  # read the response cache (answers are always written to it)
     concurrency: int = 8  # max attempts in flight in bulk()
-    max_attempts: int = 6  # per request, transient faults only
+    max_attempts: int = 6  # per request: 5xx, timeouts, malformed bodies
+    max_throttled_attempts: int = 40  # per request: 429 rate limited / 529 overloaded (waits follow retry-after)
     max_retry_time_s: float = 300.0
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
@@ -348,10 +349,20 @@ class LLMClient:
 
     def _call(self, req: LLMRequest, model: str) -> ProviderReply:
         """One logical call: retries transient faults; auth/model errors propagate at once."""
+        counts = {"throttle": 0, "other": 0}
+
+        def stop(state: RetryCallState) -> bool:
+            # Throttles (429/529) say "come back later", not "this request is broken": they get their own,
+            # larger allowance; every other transient fault counts against max_attempts.
+            exc = state.outcome.exception() if state.outcome else None
+            kind = "throttle" if isinstance(exc, LLMTransientError) and exc.status in (429, 529) else "other"
+            counts[kind] += 1
+            return (counts["other"] >= self.config.max_attempts
+                    or counts["throttle"] >= self.config.max_throttled_attempts
+                    or state.seconds_since_start >= self.config.max_retry_time_s)
+
         retrying = Retrying(
-            retry=retry_if_exception_type(LLMTransientError),
-            stop=stop_after_attempt(self.config.max_attempts) | stop_after_delay(self.config.max_retry_time_s),
-            wait=self._wait, reraise=True,
+            retry=retry_if_exception_type(LLMTransientError), stop=stop, wait=self._wait, reraise=True,
             before_sleep=lambda s: self._bump("retries"),
         )
         return retrying(self._attempt, req, model)
