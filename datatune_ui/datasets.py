@@ -85,8 +85,12 @@ def upload_local(store: Store, pid: int, uploaded, name: str | None = None, desc
     from datatune_core.catalog import add_local_dataset
 
     path = save_upload(uploaded, store.home / "uploads", allowed=DATASET_TYPES)
-    rec = add_local_dataset(store.home, path, name=(name or "").strip() or None,
-                            description=(description or "").strip() or None)
+    try:
+        rec = add_local_dataset(store.home, path, name=(name or "").strip() or None,
+                                description=(description or "").strip() or None)
+    except BaseException:
+        path.unlink(missing_ok=True)  # a refused file leaves nothing behind in the workspace
+        raise
     cfg = rec.config()
     store.upsert_candidate(pid, rec.id, record=rec.to_dict(), config=cfg.name if cfg else None, source=rec.source,
                            reason="Uploaded by you.", decision="pending")
