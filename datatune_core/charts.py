@@ -61,7 +61,7 @@ def _short(name: str, width: int = 28) -> str:
 def _layout(fig: Any, title: str, height: int = 380) -> Any:
     fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), template="plotly_white", height=height,
                       margin=dict(l=50, r=20, t=90, b=40),
-                      legend=dict(orientation="h", yanchor="bottom", y=-0.3))
+                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
     return fig
 
 
@@ -206,8 +206,8 @@ def runs_figure(runs: list[dict]) -> Any | None:
 
     if not runs:
         return None
-    panels = [("score", "Eval score (normalized)"), ("unique_bigrams_per_example", "Unique bigrams / example"),
-              ("near_duplicate_rate", "Near-duplicate rate"), ("difficulty_mean", "Difficulty (mean)")]
+    panels = [("score", "Eval score (norm.)"), ("unique_bigrams_per_example", "Unique bigrams/ex."),
+              ("near_duplicate_rate", "Near-dup rate"), ("difficulty_mean", "Difficulty (mean)")]
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels])
     labels = [str(r.get("label")) for r in runs]
     for c, (key, _) in enumerate(panels, 1):
@@ -264,7 +264,7 @@ PNG_HELP = ("PNG export needs Chrome or Chromium for kaleido (e.g. `apt-get inst
 
 
 def export_figures(figs: dict[str, Any], out_dir: Path | str, formats: tuple[str, ...] = ("html", "png"),
-                   png_scale: float = 2.0) -> ExportResult:
+                   png_scale: float = 1.5, png_width: int = 1100) -> ExportResult:
     """Write each figure as `<name>.html` (plotly.js once, as `plotly.min.js` in the folder) and, when a browser
     is available, `<name>.png`. Never fails on PNG: the result's `message` says why PNGs are missing."""
     out = Path(out_dir)
@@ -285,7 +285,7 @@ def export_figures(figs: dict[str, Any], out_dir: Path | str, formats: tuple[str
         try:
             for name, fig in figs.items():
                 path = out / f"{name}.png"
-                fig.write_image(str(path), scale=png_scale)
+                fig.write_image(str(path), scale=png_scale, width=png_width)
                 res.png.append(path)
         except Exception as e:  # kaleido/browser problems must not lose the HTML charts
             res.message = f"PNG export failed ({type(e).__name__}: {str(e)[:200]}). {PNG_HELP}"

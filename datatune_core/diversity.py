@@ -84,7 +84,8 @@ def mean_pairwise_distance(vectors: np.ndarray) -> float | None:
     v = v / np.where(norms == 0, 1, norms)
     s = v.sum(axis=0)
     mean_cos = (float(s @ s) - float((v * v).sum())) / (n * (n - 1))
-    return 1.0 - mean_cos
+    d = 1.0 - mean_cos
+    return 0.0 if abs(d) < 1e-9 else min(2.0, max(0.0, d))  # no float noise for identical texts
 
 
 def length_summary(lengths: Sequence[int]) -> dict:
