@@ -127,13 +127,19 @@ def choice_log_probs(model: Any, tok: Any, prompt: str, choices: list[str], styl
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
         mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+        start_pos = len(p_ids) - 1  # every sequence shares the prompt: only logits from here on are needed
         with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+            try:
+                logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=width - start_pos).logits.float()
+                offset = start_pos
+            except TypeError:  # a model without logits_to_keep: full logits
+                logits = model(input_ids=ids, attention_mask=mask).logits.float()
+                offset = 0
         for i, c in enumerate(chunk):
             if not c:
                 out.append(0.0)
                 continue
-            pos = torch.arange(len(p_ids) - 1, len(p_ids) - 1 + len(c), device=device)
+            pos = torch.arange(start_pos - offset, start_pos - offset + len(c), device=device)
             lp = torch.log_softmax(logits[i, pos], dim=-1)
             out.append(float(lp.gather(1, torch.tensor(c, device=device)[:, None]).sum()))
     return out

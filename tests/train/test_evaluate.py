@@ -88,3 +88,21 @@ def test_default_demo_model_on_a_shared_unit(monkeypatch):
     assert r.model == "SmolLM2-135M-Instruct" and r.n == 2 and r.prompt_style == "chat"
     assert all(e.prediction in bigbench.load_unit("cause_and_effect/two_sentences").test[i].choices
                for i, e in enumerate(r.examples))
+
+
+def test_choice_log_probs_match_a_full_forward(tiny_model):
+    import torch
+
+    from datatune_core.evaluate import choice_log_probs
+    from datatune_core.models import encode_answer, load_causal_lm, prompt_ids
+
+    m, tok = load_causal_lm(str(tiny_model))
+    prompt = "<|im_start|>user\nWhat color is the sky?<|im_end|>\n<|im_start|>assistant\n"
+    choices = ["blue", "red", "green yellow"]
+    got = choice_log_probs(m, tok, prompt, choices, "chat", batch_size=2)
+    for c, lp in zip(choices, got):
+        p, a = prompt_ids(tok, prompt, "chat"), encode_answer(tok, c, "chat")
+        with torch.no_grad():
+            logits = m(input_ids=torch.tensor([p + a])).logits[0].float()
+        want = sum(float(torch.log_softmax(logits[len(p) - 1 + i], -1)[t]) for i, t in enumerate(a))
+        assert lp == pytest.approx(want, abs=1e-4)
