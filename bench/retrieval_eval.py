@@ -104,8 +104,8 @@ def evaluate(index, lists, queries, mode, fusion) -> dict[str, float]:
                  for q in queries if q.relevant - q.excluded])
 
 
-GRID = [FusionWeights(1.0, wd, k) for wd in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0) for k in (5, 10, 20, 40, 60, 100)]
-PRIORS = [(wp, ff) for wp in (0.0, 0.25, 0.5, 1.0) for ff in (1.0, 0.8, 0.5)]
+GRID = [FusionWeights(1.0, wd, k) for wd in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0) for k in (1, 2, 5, 10, 20, 60)]
+PRIORS = [(wp, ff) for wp in (0.0, 0.5, 1.0, 1.5, 2.0) for ff in (1.0, 0.7, 0.5, 0.3)]
 
 
 def tune(index, lists, queries, priors: bool = True) -> tuple[FusionWeights, dict]:
