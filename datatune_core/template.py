@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import nodes
@@ -169,14 +170,20 @@ def _variables(row: dict) -> dict:
     return out
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str, field: str):
+    check_source(source, field)
+    return _ENV.from_string(source)
+
+
 def render_row(t: RowTemplate, row: dict) -> dict[str, str]:
     """Render one row -> {"input", "output"} (both stripped). Raises TemplateRefused or TemplateRenderError."""
-    check_template(t)
     vars_ = _variables(row)
     out = {}
     for field in ("input", "output"):
+        tmpl = _compiled(getattr(t, field), field)
         try:
-            text = _ENV.from_string(getattr(t, field)).render(**vars_)
+            text = tmpl.render(**vars_)
         except SecurityError as e:
             raise TemplateRefused(f"Template refused ({field}): the sandbox blocked {e}.") from e
         except (TemplateError, TypeError, ValueError) as e:

@@ -143,12 +143,20 @@ def find_record(store, project_id: int, dataset_id: str):
 def resolve_sources(store, project_id: int, opts: TransformOptions) -> list[dict]:
     """The dataset configs to transform, in rank order."""
     if opts.datasets:
-        return [{"dataset_id": d["dataset_id"], "config": d.get("config")} for d in opts.datasets]
-    acc = store.list_candidates(project_id, decision="accepted")
-    if not acc:
-        raise UserError("No accepted datasets. Accept candidates on the Datasets page (or `datatune retrieve "
-                        "accept`), or pass datasets explicitly.")
-    return [{"dataset_id": c["dataset_id"], "config": c.get("config")} for c in acc]
+        items = [{"dataset_id": d["dataset_id"], "config": d.get("config")} for d in opts.datasets]
+    else:
+        acc = store.list_candidates(project_id, decision="accepted")
+        if not acc:
+            raise UserError("No accepted datasets. Accept candidates on the Datasets page (or `datatune retrieve "
+                            "accept`), or pass datasets explicitly.")
+        items = [{"dataset_id": c["dataset_id"], "config": c.get("config")} for c in acc]
+    seen, out = set(), []
+    for it in items:  # the same dataset config twice would transform its rows twice
+        key = (it["dataset_id"], it["config"] or "")
+        if key not in seen:
+            seen.add(key)
+            out.append(it)
+    return out
 
 
 def make_client(store, project_id: int | None, job_id: int | None, opts: TransformOptions, stage: str = "transform"):
@@ -449,7 +457,7 @@ def run_transform_job(ctx, client=None) -> dict:
     for src in sources:
         if kept >= opts.target_size:
             break
-        if len(summary) >= opts.max_datasets:
+        if sum(1 for d in summary if not d.get("skipped")) >= opts.max_datasets:
             ctx.log(f"dataset cap reached ({opts.max_datasets}); {src['dataset_id']} and later ones not used")
             break
         ds, cfg = src["dataset_id"], src.get("config")
@@ -473,6 +481,10 @@ def run_transform_job(ctx, client=None) -> dict:
         info = {"dataset_id": ds, "config": prep.config, "path": decision.path, "reason": decision.reason,
                 "kept": 0, "rejected": 0, "failed": 0, "stopped": None, "plan_version": prep.plan_version}
         summary.append(info)
+        if decision.path == "llm" and client is None:  # offline without a model: keep going with the others
+            info["skipped"] = info["stopped"] = "needs the per-row LLM path, but no LLM is enabled"
+            ctx.log(f"{tag}: skipped - {info['skipped']}", level="warning")
+            continue
         offset, probed = 0, False
         while kept < opts.target_size:
             if opts.max_rows_per_dataset is not None and offset >= opts.max_rows_per_dataset:
@@ -530,7 +542,8 @@ def run_transform_job(ctx, client=None) -> dict:
         by_reason[code] = by_reason.get(code, 0) + 1
     ctx.progress(f"done: {kept} rows kept", done=kept)
     if kept < opts.target_size:
-        ctx.log(f"target {opts.target_size} not reached: {kept} rows kept from {len(summary)} dataset(s)",
+        ctx.log(f"target {opts.target_size} not reached: {kept} rows kept from {len(summary)} dataset(s); accept "
+                "more datasets, raise the dataset cap, or add synthetic rows (`datatune synth run`)",
                 level="warning")
     return {"run_id": run_id, "kept": kept, "target_size": opts.target_size, "datasets": summary,
             "rejected_by_reason": by_reason}

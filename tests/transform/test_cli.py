@@ -44,3 +44,11 @@ def test_transform_cli_chain_offline(store, project, tmp_path):
     assert isinstance(res.exception, UserError) and "outside the export folder" in str(res.exception)
     assert "saved to" in ok(["transform", "save", str(project)])
     assert "synthetic" in ok(["synth", "--help"]) and json.loads(ok(["synth", "status", str(project)]))["kept"] == 0
+
+
+def test_transform_all_chain_offline(store, project):
+    out = ok(["transform", "all", str(project), "--no-llm", "--target", "50", "--export-name", "chain.jsonl"])
+    assert "test/mc: template path" in out and "exported to" in out
+    path = out.strip().split("exported to ")[1].splitlines()[0]
+    rows = [json.loads(line) for line in open(path)]
+    assert len(rows) == 50 and rows[0]["path"] == "template" and json.loads(rows[0]["provenance"])["plan_version"] == 1

@@ -40,7 +40,8 @@ def correct(row):
 def run(store, pid, opts: TransformOptions, provider):
     job = store.create_job("transform", opts.to_dict(), project_id=pid)
     ctx = JobContext(store=store, job=store.get_job(job))
-    return run_transform_job(ctx, client=get_client(store, project_id=pid, job_id=job, provider=provider)), job
+    client = get_client(store, project_id=pid, job_id=job, provider=provider) if provider is not None else None
+    return run_transform_job(ctx, client=client), job
 
 
 def test_template_path_when_llm_agrees(store, project):
@@ -208,3 +209,20 @@ def test_synth_job_ramp_and_dedup(store, project):
     reasons = store.row_stats(project)["by_reason"]
     assert reasons.get("exact_duplicate", 0) >= 1
     assert all(r.source == "synthetic" for r in store.list_rows(project, limit=100))
+
+
+def test_offline_run_skips_datasets_that_need_the_llm(store, project):
+    from datatune_core.plan import load_plan, save_plan
+    from datatune_core.transform import prepare_source
+
+    prep = prepare_source(store, project, "test/qa", None)  # stores mapping + heuristic plan
+    plan, _ = load_plan(store, project, "test/qa", "default")
+    plan.deterministic, plan.template = False, None  # a user edit: this dataset needs judgement per row
+    save_plan(store, project, plan, author="user")
+    store.upsert_candidate(project, "test/qa", rerank_rank=0)  # now ranked first
+    store.upsert_candidate(project, "test/mc", rerank_rank=1)
+    res, job = run(store, project, TransformOptions(use_llm=False, target_size=20, max_datasets=1), None)
+    qa, mc = res["datasets"]
+    assert qa["dataset_id"] == "test/qa" and qa["skipped"].startswith("needs the per-row LLM path")
+    assert mc["path"] == "template" and res["kept"] == 20  # a skipped dataset does not use up the cap
+    assert prep.plan_version == 1 and qa["plan_version"] == 2
