@@ -305,10 +305,22 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
         pool.append(cand)
         if len(pool) >= pool_size:
             break
-    if rerank and pool and client is None:
-        from .config import load_settings
+    from .config import load_settings
 
-        if load_settings().resolved_provider() == "local":
+    settings = load_settings()
+    if settings.hub_online and catalogs is None and index is None:  # online: add Hub matches not in the catalogs
+        try:
+            from .hub import search_hub
+
+            extra = [Candidate(record=r, config=_default_config(r))
+                     for r in search_hub(instruction[:200], limit=10) if r.id not in seen]
+            window = rerank_n if rerank else top_k
+            n_extra = min(len(extra), max(1, window // 3))
+            pool = pool[:window - n_extra] + extra[:n_extra] + pool[window - n_extra:]
+        except Exception as e:  # the Hub is optional; say why it was skipped
+            result.notes.append(f"Hub search skipped: {e}")
+    if rerank and pool and client is None:
+        if settings.resolved_provider() == "local":
             rerank = False
             result.notes.append("LLM rerank skipped: the embedded local model is too small to judge datasets. Set "
                                 "ANTHROPIC_API_KEY (or an OpenAI-compatible server), or pass a client explicitly.")
