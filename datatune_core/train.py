@@ -289,12 +289,15 @@ def lora_model(cfg: LoraTrainConfig, alpha: int, base: Any = None, tok: Any = No
     q = use_qlora(cfg)
     if base is None:
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        base, tok = load_causal_lm(cfg.model, quantize_4bit=q,
+        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"  # one GPU per process under accelerate
+        base, tok = load_causal_lm(cfg.model, quantize_4bit=q, device=device,
                                    device_map={"": local} if q else None)
     if q:
         from peft import prepare_model_for_kbit_training
 
-        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=True)
+        # non-reentrant checkpointing works with DDP (reentrant checkpointing marks LoRA weights ready twice)
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=True,
+                                               gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(cfg.seed)
     lcfg = LoraConfig(r=cfg.r, lora_alpha=alpha, lora_dropout=cfg.lora_dropout, bias="none", task_type="CAUSAL_LM",
                       target_modules=cfg.target_modules)
@@ -413,7 +416,7 @@ class LoraTrainer:
 
         path = Path(path)
         set_peft_model_state_dict(self.acc.unwrap_model(self.model), load_file(str(path / "adapter_model.safetensors")))
-        st = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
+        st = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)  # tensors/numbers only
         self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
         self.best_val = st.get("best_val")
@@ -620,9 +623,11 @@ def _train_job(ctx: Any) -> dict:
             store.update_training_run(run_id, status="running")
         model, _ = lora_model(cfg, alpha)
 
-        def on_metric(step: int, m: dict, run_id: int = run_id) -> None:
+        offset = sum(int(r.get("steps") or 0) for r in results)  # steps of the grid's earlier runs
+
+        def on_metric(step: int, m: dict, run_id: int = run_id, offset: int = offset) -> None:
             store.add_metric(run_id, step, **m)
-            ctx.progress(f"run {gi + 1}/{len(combos)} step {step}: loss {m['loss']:.4f}", done=step)
+            ctx.progress(f"run {gi + 1}/{len(combos)} step {step}: loss {m['loss']:.4f}", done=offset + step)
 
         def on_ckpt(step: int, path: str, val: float | None, key: str = key) -> None:
             store.commit_unit(ctx.job_id, f"{key}:ckpt:{step}", {"step": step, "path": path, "val_loss": val})
@@ -662,6 +667,8 @@ def _train_job(ctx: Any) -> dict:
                                                                  "best_val_loss": best["best_val_loss"]})
     final = {"adapter": str(adapter), "best_run_id": best["run_id"], "runs": results, "stats": data.stats}
     ctx.commit("final", final)
+    # unit commits (data, checkpoints, runs) also bump progress_done; show optimizer steps, as during training
+    ctx.progress("finished", done=sum(int(r.get("steps") or 0) for r in results))
     return final
 
 
