@@ -464,6 +464,7 @@ def run_transform_job(ctx, client=None) -> dict:
         tag = f"{ds}|{cfg or ''}"
         pkey = f"prep:{tag}"
         prep = prepare_source(store, pid, ds, cfg, client, pinned=results.get(pkey))  # resume: same versions
+        label = f"{ds} ({prep.config})"
         if validator is None:
             validator = build_validator(store, pid, prep.expanded, opts, run_id, ctx.log)
         it = iter(_load_rows(prep.record, prep.config))
@@ -477,13 +478,13 @@ def run_transform_job(ctx, client=None) -> dict:
                    "mapping_version": prep.mapping_version, "spec_version": prep.spec_version}
             ctx.commit(pkey, res)
             results[pkey] = res
-            ctx.log(f"{tag}: {decision.path} path - {decision.reason}")
+            ctx.log(f"{label}: {decision.path} path - {decision.reason}")
         info = {"dataset_id": ds, "config": prep.config, "path": decision.path, "reason": decision.reason,
                 "kept": 0, "rejected": 0, "failed": 0, "stopped": None, "plan_version": prep.plan_version}
         summary.append(info)
         if decision.path == "llm" and client is None:  # offline without a model: keep going with the others
             info["skipped"] = info["stopped"] = "needs the per-row LLM path, but no LLM is enabled"
-            ctx.log(f"{tag}: skipped - {info['skipped']}", level="warning")
+            ctx.log(f"{label}: skipped - {info['skipped']}", level="warning")
             continue
         offset, probed = 0, False
         while kept < opts.target_size:
@@ -523,7 +524,7 @@ def run_transform_job(ctx, client=None) -> dict:
                 info["kept"] += k; info["rejected"] += len(rows) - k; info["failed"] += f
                 offset += len(rows)
                 kept = _kept(store, pid, run_id)
-                ctx.progress(f"{tag}: {offset} rows read, {kept}/{opts.target_size} kept", done=kept)
+                ctx.progress(f"{label}: {offset} rows read, {kept}/{opts.target_size} kept", done=kept)
             if not probed and offset >= opts.probe_size:
                 probed = True
                 rate = info["failed"] / max(1, offset)
@@ -532,7 +533,7 @@ def run_transform_job(ctx, client=None) -> dict:
                                        f"{opts.failure_threshold:.0%}")
                     if f"stop:{tag}" not in results:
                         ctx.commit(f"stop:{tag}", {"reason": info["stopped"]})
-                        ctx.log(f"{tag}: stopped - {info['stopped']}", level="warning")
+                        ctx.log(f"{label}: stopped - {info['stopped']}", level="warning")
                     break
         kept = _kept(store, pid, run_id)
     by_reason: dict[str, int] = {}

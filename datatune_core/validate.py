@@ -54,7 +54,7 @@ class ValidationConfig:
 
     max_chars: int = 6000
     near_dup_threshold: float = 0.9
-    eval_overlap_threshold: float = 0.8
+    eval_overlap_threshold: float = 0.9
     num_perm: int = 64
     min_words_for_near_dup: int = 6
 
