@@ -1,6 +1,9 @@
-"""DataTune Studio: the Streamlit entry point (navigation and the shared sidebar; pages live in pages/).
+"""DataTune Studio: the Streamlit entry point (navigation and the shared sidebar; pages live in app_pages/).
 
 Run with `datatune app` (or `streamlit run app.py`); the server binds to 127.0.0.1 (.streamlit/config.toml).
+The folder is deliberately not called `pages/`: with a `pages/` folder next to app.py, Streamlit falls back to
+its old automatic multipage mode when the first request after a server start is a sub-page URL (a bookmark or a
+refresh), running that page without app.py (no shared sidebar, no wide layout) until someone opens the root.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from datatune_ui.layout import sidebar
 st.set_page_config(page_title="DataTune Studio", page_icon=":material/tune:", layout="wide")
 
 PAGES = [
-    st.Page("pages/0_Home.py", title="Projects", icon=":material/folder_open:", default=True),
-    st.Page("pages/1_Task.py", title="Task", icon=":material/edit_note:"),
-    st.Page("pages/2_Datasets.py", title="Datasets", icon=":material/search:"),
-    st.Page("pages/3_Plan.py", title="Plan", icon=":material/account_tree:"),
-    st.Page("pages/4_Transform_Review.py", title="Transform & Review", icon=":material/table_view:"),
-    st.Page("pages/5_Train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/6_Evaluate_Export.py", title="Evaluate & Export", icon=":material/insights:"),
+    st.Page("app_pages/0_Home.py", title="Projects", icon=":material/folder_open:", default=True),
+    st.Page("app_pages/1_Task.py", title="Task", icon=":material/edit_note:"),
+    st.Page("app_pages/2_Datasets.py", title="Datasets", icon=":material/search:"),
+    st.Page("app_pages/3_Plan.py", title="Plan", icon=":material/account_tree:"),
+    st.Page("app_pages/4_Transform_Review.py", title="Transform & Review", icon=":material/table_view:"),
+    st.Page("app_pages/5_Train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/6_Evaluate_Export.py", title="Evaluate & Export", icon=":material/insights:"),
 ]
 
 nav = st.navigation(PAGES)

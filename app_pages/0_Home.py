@@ -36,7 +36,7 @@ with right:
                 new_id = store.create_project(name, instruction.strip())
                 state.open_project(new_id)
             if g.ok:
-                st.switch_page("pages/1_Task.py")
+                st.switch_page("app_pages/1_Task.py")
 
 with left:
     st.subheader("Your projects")

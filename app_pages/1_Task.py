@@ -133,4 +133,4 @@ with c2:
                 (st.success if ok else st.error)(msg)
 
 if not problem:
-    widgets.next_step("pages/2_Datasets.py", "Find existing datasets that fit this task.")
+    widgets.next_step("app_pages/2_Datasets.py", "Find existing datasets that fit this task.")

@@ -173,4 +173,4 @@ if not n_acc:
     widgets.next_hint("Press **Search**, then accept the datasets that fit your task." if not ranked else
                       "Accept at least one dataset that fits your task.")
 else:
-    widgets.next_step("pages/3_Plan.py", f"Check how the {n_acc} accepted dataset(s) will be transformed.")
+    widgets.next_step("app_pages/3_Plan.py", f"Check how the {n_acc} accepted dataset(s) will be transformed.")

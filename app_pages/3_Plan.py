@@ -26,7 +26,7 @@ store = state.get_store()
 sources = pipeline.accepted_sources(store, pid)
 if not sources:
     st.info("No dataset is accepted yet, so there is nothing to plan.", icon=":material/info:")
-    widgets.next_step("pages/2_Datasets.py", "Search for datasets and accept at least one.",
+    widgets.next_step("app_pages/2_Datasets.py", "Search for datasets and accept at least one.",
                       label="Go to Datasets")
     st.stop()
 
@@ -180,8 +180,10 @@ if dry:
              "result": "kept" if s.get("status") == "kept" else f"rejected — {s.get('reason')}"}
             for s in dry.get("samples") or []]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", row_height=70,
-                 column_config={"source row": st.column_config.TextColumn(width="large"),
-                                "input": st.column_config.TextColumn(width="large")})
+                 column_config={"source row": st.column_config.TextColumn(width=300),
+                                "input": st.column_config.TextColumn(width=300),
+                                "output": st.column_config.TextColumn(width=200),
+                                "result": st.column_config.TextColumn(width=170)})
     kept = sum(1 for s in dry.get("samples") or [] if s.get("status") == "kept")
     c1, c2, c3 = st.columns(3)
     c1.metric("Kept in the dry run", f"{kept} / {len(rows)}")
@@ -199,6 +201,6 @@ if dry:
                else "No budget set (set one on the Task page to cap spending).")
     for note in dry.get("notes") or []:
         st.caption(f":material/info: {note}")
-    widgets.next_step("pages/4_Transform_Review.py", "Transform all accepted datasets and review the rows.")
+    widgets.next_step("app_pages/4_Transform_Review.py", "Transform all accepted datasets and review the rows.")
 else:
     widgets.next_hint("Press **Dry run on 5 rows** to see how this dataset's rows will be transformed.")

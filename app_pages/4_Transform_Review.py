@@ -96,7 +96,7 @@ if stats["total"] == 0:
     st.info("No rows yet. Start a transformation above; rows appear here as they are made.",
             icon=":material/info:")
     if not sources:
-        widgets.next_step("pages/2_Datasets.py", "Accept at least one dataset first.", label="Go to Datasets")
+        widgets.next_step("app_pages/2_Datasets.py", "Accept at least one dataset first.", label="Go to Datasets")
     st.stop()
 
 bs = stats["by_status"]
@@ -159,14 +159,14 @@ if total:
         df, key=editor_key, on_change=_apply, args=(editor_key, ids), width="stretch",
         height=min(38 + 35 * len(df), 620), disabled=["reason", "source", "chars"],
         column_config={
-            "_index": st.column_config.NumberColumn("row", format="%d"),
+            "_index": st.column_config.NumberColumn("row", format="%d", width=50),
             "status": st.column_config.SelectboxColumn("status", options=review.STATUS_CHOICES, required=True,
-                                                       width="small"),
-            "input": st.column_config.TextColumn("input", width="large"),
-            "output": st.column_config.TextColumn("output", width="medium"),
-            "reason": st.column_config.TextColumn("reason", width="medium"),
-            "source": st.column_config.TextColumn("source", width="small"),
-            "chars": st.column_config.NumberColumn("chars", width="small"),
+                                                       width=80),
+            "input": st.column_config.TextColumn("input", width=330),
+            "output": st.column_config.TextColumn("output", width=200),
+            "reason": st.column_config.TextColumn("reason", width=150),
+            "source": st.column_config.TextColumn("source", width=110),
+            "chars": st.column_config.NumberColumn("chars", width=55),
         },
     )
     st.caption(f"Page {page} of {n_pages}. Double-click a cell to edit input, output or status; edits are saved "
@@ -229,4 +229,4 @@ if total:
 
 kept_total = bs.get("kept", 0) + bs.get("edited", 0)
 if kept_total:
-    widgets.next_step("pages/5_Train.py", f"Fine-tune a model on the {kept_total:,} kept rows.")
+    widgets.next_step("app_pages/5_Train.py", f"Fine-tune a model on the {kept_total:,} kept rows.")

@@ -76,9 +76,9 @@ if runs:
                                 "best val. loss": r.get("best_val_loss"), "adapter": r.get("output_dir")}
                                for r in runs]), hide_index=True, width="stretch")
 if any(r["status"] in ("done", "finished") or r.get("output_dir") for r in runs):
-    widgets.next_step("pages/6_Evaluate_Export.py", "Score the fine-tuned model on the BIG-bench task and export.")
+    widgets.next_step("app_pages/6_Evaluate_Export.py", "Score the fine-tuned model on the BIG-bench task and export.")
 elif n_rows == 0:
-    widgets.next_step("pages/4_Transform_Review.py", "Make and review rows first.", label="Go to Transform & Review")
+    widgets.next_step("app_pages/4_Transform_Review.py", "Make and review rows first.", label="Go to Transform & Review")
 elif live:
     widgets.next_hint("Wait for the training job above to finish (you can leave this page meanwhile).")
 else:

@@ -1,6 +1,6 @@
 """The Studio's thin UI layer: cached accessors, widgets and error display over `datatune_core`.
 
-Pages (`pages/*.py`) only lay out widgets and call into this package; this package only calls
+Pages (`app_pages/*.py`) only lay out widgets and call into this package; this package only calls
 `datatune_core` (no pipeline logic here either). It may import streamlit; `datatune_core` never does.
 
 - `state`: the workspace store, the current project (session -> URL `?project=` -> "last opened" in the store).

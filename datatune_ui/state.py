@@ -115,16 +115,16 @@ class Progress:
     def next_step(self) -> tuple[str, str]:
         """(page path, why) for the first unfinished step."""
         if not self.has_task:
-            return "pages/1_Task.py", "Describe your task and give a few examples."
+            return "app_pages/1_Task.py", "Describe your task and give a few examples."
         if self.n_accepted == 0:
-            return "pages/2_Datasets.py", "Find existing datasets and accept the ones that fit."
+            return "app_pages/2_Datasets.py", "Find existing datasets and accept the ones that fit."
         if self.n_plans == 0:
-            return "pages/3_Plan.py", "Check how each accepted dataset's columns map to your task, then dry-run it."
+            return "app_pages/3_Plan.py", "Check how each accepted dataset's columns map to your task, then dry-run it."
         if self.n_kept == 0:
-            return "pages/4_Transform_Review.py", "Transform the rows and review the result."
+            return "app_pages/4_Transform_Review.py", "Transform the rows and review the result."
         if self.n_runs == 0:
-            return "pages/5_Train.py", "Fine-tune a small model on your curated rows."
-        return "pages/6_Evaluate_Export.py", "Evaluate the model and export the dataset and adapter."
+            return "app_pages/5_Train.py", "Fine-tune a small model on your curated rows."
+        return "app_pages/6_Evaluate_Export.py", "Evaluate the model and export the dataset and adapter."
 
 
 def project_progress(store: Store, pid: int) -> Progress:

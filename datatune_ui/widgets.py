@@ -18,13 +18,13 @@ from .errors import guard
 from .state import current_project, get_store, project_progress
 
 PAGE_TITLES = {
-    "pages/0_Home.py": "Projects",
-    "pages/1_Task.py": "Task",
-    "pages/2_Datasets.py": "Datasets",
-    "pages/3_Plan.py": "Plan",
-    "pages/4_Transform_Review.py": "Transform & Review",
-    "pages/5_Train.py": "Train",
-    "pages/6_Evaluate_Export.py": "Evaluate & Export",
+    "app_pages/0_Home.py": "Projects",
+    "app_pages/1_Task.py": "Task",
+    "app_pages/2_Datasets.py": "Datasets",
+    "app_pages/3_Plan.py": "Plan",
+    "app_pages/4_Transform_Review.py": "Transform & Review",
+    "app_pages/5_Train.py": "Train",
+    "app_pages/6_Evaluate_Export.py": "Evaluate & Export",
 }
 LIVE_STATES = ("queued", "running")
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/progress_activity:",
@@ -47,7 +47,7 @@ def require_project() -> Project:
     if p is None:
         st.info("No project is open yet. Create one (or open an existing one) on the Projects page.",
                 icon=":material/info:")
-        st.page_link("pages/0_Home.py", label="Go to Projects", icon=":material/folder_open:")
+        st.page_link("app_pages/0_Home.py", label="Go to Projects", icon=":material/folder_open:")
         st.stop()
     return p
 

@@ -9,7 +9,7 @@ from datatune_ui.uploads import check_upload, safe_filename
 
 from .conftest import MC_COLUMNS, button, mc_rows, open_app, texts, write_dataset
 
-PAGE = "pages/2_Datasets.py"
+PAGE = "app_pages/2_Datasets.py"
 
 
 def _project(store, tmp_path):

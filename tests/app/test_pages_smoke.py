@@ -6,8 +6,8 @@ import pytest
 
 from .conftest import MC_COLUMNS, add_rows, mc_rows, open_app, texts, write_dataset
 
-PAGES = ["pages/0_Home.py", "pages/1_Task.py", "pages/2_Datasets.py", "pages/3_Plan.py",
-         "pages/4_Transform_Review.py", "pages/5_Train.py", "pages/6_Evaluate_Export.py"]
+PAGES = ["app_pages/0_Home.py", "app_pages/1_Task.py", "app_pages/2_Datasets.py", "app_pages/3_Plan.py",
+         "app_pages/4_Transform_Review.py", "app_pages/5_Train.py", "app_pages/6_Evaluate_Export.py"]
 
 
 @pytest.mark.parametrize("page", PAGES[1:])

@@ -8,7 +8,7 @@ from datatune_ui.jobs import DRY_KIND
 
 from .conftest import MC_COLUMNS, button, mc_rows, open_app, texts, write_dataset
 
-PAGE = "pages/3_Plan.py"
+PAGE = "app_pages/3_Plan.py"
 
 
 def _project(store, tmp_path):

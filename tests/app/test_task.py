@@ -9,7 +9,7 @@ from datatune_core.config import shared_dir
 
 from .conftest import button, open_app, texts
 
-TASK = "pages/1_Task.py"
+TASK = "app_pages/1_Task.py"
 
 
 def _area(at, label):

@@ -11,7 +11,7 @@ from tests.fakes.messages_server import MessagesServer, default_responder
 
 from .conftest import MC_COLUMNS, add_rows, button, mc_rows, open_app, texts, write_dataset
 
-PAGE = "pages/4_Transform_Review.py"
+PAGE = "app_pages/4_Transform_Review.py"
 
 
 def responder(req: dict):

@@ -133,6 +133,19 @@ class Browser:
             time.sleep(0.3)
         raise TimeoutError(f"{needle!r} did not appear within {timeout_s} s; page text:\n{self.text()[:3000]}")
 
+    def find(self, css: str, timeout_s: float = 30):
+        """The first element matching `css`, waiting for it to appear."""
+        from selenium.webdriver.common.by import By
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            els = self.d.find_elements(By.CSS_SELECTOR, css)
+            if els:
+                return els[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no element {css!r} within {timeout_s} s")
+            time.sleep(0.25)
+
     def buttons(self, label: str):
         from selenium.webdriver.common.by import By
 
@@ -147,16 +160,22 @@ class Browser:
         return out
 
     def click(self, label: str, nth: int = 0, timeout_s: float = 30) -> None:
+        """Click the nth enabled button with this label (retrying while a rerun replaces the page's elements)."""
+        from selenium.common.exceptions import StaleElementReferenceException, ElementClickInterceptedException
+
         deadline = time.monotonic() + timeout_s
         while True:
-            bs = [b for b in self.buttons(label) if b.is_enabled()]
-            if len(bs) > nth:
-                b = bs[nth]
-                self.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", b)
-                time.sleep(0.2)
-                b.click()
-                self.idle()
-                return
+            try:
+                bs = [b for b in self.buttons(label) if b.is_enabled()]
+                if len(bs) > nth:
+                    b = bs[nth]
+                    self.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", b)
+                    time.sleep(0.3)
+                    b.click()
+                    self.idle()
+                    return
+            except (StaleElementReferenceException, ElementClickInterceptedException):
+                pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no enabled button {label!r} (#{nth}); have "
                                    f"{[b.text for b in self.d.find_elements('css selector', 'button')][:40]}")
@@ -187,6 +206,18 @@ def e2e_responder(req: dict):
 
     first = req["messages"][0]["content"]
     text = first if isinstance(first, str) else " ".join(b.get("text", "") for b in first if isinstance(b, dict))
+    props = ((req.get("tools") or [{}])[0].get("input_schema") or {}).get("properties") or {}
+    if "steps" in props:  # planning
+        return {"steps": ["Use the question text of the row as the input.",
+                          "Use the correct answer of the row as the output, unchanged.",
+                          "Return null when the row has no answer."],
+                "deterministic": False, "null_rule": "the row has no answer"}
+    if "input_format" in props:  # task expansion
+        return {"description": "Answer questions about when events could have happened, given a short scenario.",
+                "input_format": "A short scenario followed by a question.",
+                "output_format": "A short answer (a time or time range).",
+                "trends": ["Questions are about everyday events and times."], "task_kind": "generative",
+                "label_space": None}
     if "Row (data, not instructions)" not in text:
         return default_responder(req)
     try:
@@ -200,3 +231,48 @@ def e2e_responder(req: dict):
     if len(inp) % 7 == 0:
         out = ""
     return {"input": inp, "output": str(out)}
+
+
+# ------------------------------------------------------------------------------ widget helpers
+def select_option(b: Browser, label_contains: str, option: str, nth: int = 0, timeout_s: float = 20) -> None:
+    """Pick `option` in the nth Streamlit selectbox whose label contains `label_contains`."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        boxes = [e for e in b.d.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]')
+                 if label_contains in (e.text or "")]
+        if len(boxes) > nth or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    box = boxes[nth]
+    b.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", box)
+    opener = box.find_elements(By.CSS_SELECTOR, 'button[aria-label="Open"]') or \
+        box.find_elements(By.CSS_SELECTOR, 'input[role="combobox"], [data-baseweb="select"]')
+    opener[0].click()
+    time.sleep(0.5)
+    opts = b.d.find_elements(By.CSS_SELECTOR, '[role="option"]')
+    match = [o for o in opts if (o.text or "").strip() == option] or \
+            [o for o in opts if option in (o.text or "")]
+    if not match:
+        raise AssertionError(f"no option {option!r} in {[o.text for o in opts][:30]}")
+    match[0].click()
+    b.idle()
+
+
+def type_into(b: Browser, aria_label: str, text: str, submit: bool = False) -> None:
+    """Replace the text of an input/textarea found by its aria-label (the widget's label)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    el = b.find(f'input[aria-label="{aria_label}"], textarea[aria-label="{aria_label}"]')
+    b.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
+    el.click()
+    el.send_keys(Keys.CONTROL, "a")
+    el.send_keys(Keys.DELETE)
+    el.send_keys(text)
+    if submit:
+        el.send_keys(Keys.ENTER)
+    else:
+        el.send_keys(Keys.TAB)
+    b.idle()
