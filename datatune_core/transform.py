@@ -463,11 +463,17 @@ def run_transform_job(ctx, client=None) -> dict:
         ds, cfg = src["dataset_id"], src.get("config")
         tag = f"{ds}|{cfg or ''}"
         pkey = f"prep:{tag}"
-        prep = prepare_source(store, pid, ds, cfg, client, pinned=results.get(pkey))  # resume: same versions
+        try:
+            prep = prepare_source(store, pid, ds, cfg, client, pinned=results.get(pkey))  # resume: same versions
+            it = iter(_load_rows(prep.record, prep.config))
+        except UserError as e:  # e.g. metadata-only dataset offline, missing rows file: skip it, say why
+            summary.append({"dataset_id": ds, "config": cfg, "path": None, "reason": str(e), "kept": 0,
+                            "rejected": 0, "failed": 0, "stopped": str(e), "skipped": str(e)})
+            ctx.log(f"{ds}: skipped - {e}", level="warning")
+            continue
         label = f"{ds} ({prep.config})"
         if validator is None:
             validator = build_validator(store, pid, prep.expanded, opts, run_id, ctx.log)
-        it = iter(_load_rows(prep.record, prep.config))
         if pkey in results:
             decision = PathDecision(**results[pkey]["decision"])
         else:

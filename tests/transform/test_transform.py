@@ -226,3 +226,15 @@ def test_offline_run_skips_datasets_that_need_the_llm(store, project):
     assert qa["dataset_id"] == "test/qa" and qa["skipped"].startswith("needs the per-row LLM path")
     assert mc["path"] == "template" and res["kept"] == 20  # a skipped dataset does not use up the cap
     assert prep.plan_version == 1 and qa["plan_version"] == 2
+
+
+def test_dataset_without_rows_is_skipped_with_reason(store, project):
+    from datatune_core.catalog import ConfigInfo, DatasetRecord
+
+    meta_only = DatasetRecord(id="hub/meta", name="meta", description="metadata only", source="huggingface",
+                              configs=[ConfigInfo(name="default", columns={"question": "string", "answer": "string"})])
+    store.upsert_candidate(project, meta_only.id, record=meta_only.to_dict(), decision="accepted", rerank_rank=0)
+    res, job = run(store, project, TransformOptions(use_llm=False, target_size=10), None)
+    first = res["datasets"][0]
+    assert first["dataset_id"] == "hub/meta" and "Hub is off" in first["skipped"]
+    assert res["kept"] == 10 and res["datasets"][1]["path"] == "template"
