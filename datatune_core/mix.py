@@ -58,10 +58,20 @@ def _kept_rows(store, project_id: int, run_ids: list[str]) -> list:
 
 
 def mix_rows(store, project_id: int, options: MixOptions | None = None) -> tuple[list, dict]:
-    """Select kept rows by source shares; returns (rows, stats). A source short of its share is topped up
-    from the others so the target is met when enough rows exist."""
+    """Select kept rows by source shares; returns (rows, stats). Rows with the same normalized input (e.g. from
+    two runs over one dataset) appear once. A source short of its share is topped up from the others so the
+    target is met when enough rows exist."""
+    from .bigbench import text_hash
+
     opt = options or MixOptions()
-    rows = _kept_rows(store, project_id, opt.run_ids)
+    rows, seen, dropped = [], set(), 0
+    for r in _kept_rows(store, project_id, opt.run_ids):  # several runs over the same data: keep one copy
+        h = text_hash(r.input or "")
+        if h in seen:
+            dropped += 1
+            continue
+        seen.add(h)
+        rows.append(r)
     by_src: dict[str, list] = {}
     for r in rows:
         by_src.setdefault(r.source, []).append(r)
@@ -84,7 +94,7 @@ def mix_rows(store, project_id: int, options: MixOptions | None = None) -> tuple
     for r in chosen:
         counts[r.source] = counts.get(r.source, 0) + 1
     stats = {"rows": len(chosen), "by_source": counts, "available": {s: len(p) for s, p in by_src.items()},
-             "target": target, "short_by": max(0, target - len(chosen))}
+             "target": target, "short_by": max(0, target - len(chosen)), "duplicates_dropped": dropped}
     return chosen, stats
 
 

@@ -238,3 +238,11 @@ def test_dataset_without_rows_is_skipped_with_reason(store, project):
     first = res["datasets"][0]
     assert first["dataset_id"] == "hub/meta" and "Hub is off" in first["skipped"]
     assert res["kept"] == 10 and res["datasets"][1]["path"] == "template"
+
+
+def test_two_runs_over_one_dataset_do_not_duplicate_the_dataset(store, project):
+    run(store, project, TransformOptions(use_llm=False, target_size=15), None)
+    run(store, project, TransformOptions(use_llm=False, target_size=15), None)  # a second run, same rows
+    assert store.count_rows(project, status="kept") == 30
+    rows, stats = mix_rows(store, project)
+    assert len(rows) == 15 and stats["duplicates_dropped"] == 15
