@@ -9,7 +9,8 @@ pair is never rated twice.
   `parse_rating`: malformed replies (no number) and out-of-range ratings (outside 1-5) are counted and
   left out, never guessed.
 * `loss_difficulty(pairs, model, tokenizer)` is the offline proxy: the mean per-token cross-entropy of the
-  output given the input under a small causal LM (higher = harder for the base model).
+  output given the input under a small causal LM, prompted exactly as training will prompt it (higher =
+  harder for the base model).
 
 CPU example (a scripted stand-in for the LLM):
 
@@ -210,21 +211,25 @@ def default_proxy_model(name: str | None = None) -> tuple[Any, Any, str]:
     return model, tok, model_label(name)
 
 
-def output_losses(pairs: Sequence[tuple[str, str]], model: Any, tokenizer: Any, batch_size: int = 8,
-                  max_length: int = 384, max_output_tokens: int = 128) -> list[float | None]:
-    """Per-example mean cross-entropy (nats/token) of the output tokens given `input + "\\n"`.
+def output_losses(pairs: Sequence[tuple[str, str]], model: Any, tokenizer: Any, instruction: str = "",
+                  batch_size: int = 8, max_length: int = 384, max_output_tokens: int = 128) -> list[float | None]:
+    """Per-example mean cross-entropy (nats/token) of the output tokens, with the prompt built exactly as for
+    training (`models.build_prompt`: the chat template when the tokenizer has one, else "Input:/Output:").
 
-    The input is cut from the left when prompt + output would exceed `max_length`; an empty output gives None.
+    The prompt is cut from the left when prompt + output would exceed `max_length`; an empty output gives None.
     """
     import torch
 
+    from .models import build_prompt, encode_answer, prompt_ids, resolve_style
+
+    style = resolve_style(tokenizer, "auto")
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     encoded = []
     for inp, out in pairs:
-        p = tokenizer(f"{inp}\n", add_special_tokens=False)["input_ids"]
-        o = tokenizer(out or "", add_special_tokens=False)["input_ids"][:max_output_tokens]
+        p = prompt_ids(tokenizer, build_prompt(tokenizer, instruction, [], inp, style), style)
+        o = encode_answer(tokenizer, out, style)[:max_output_tokens] if (out or "").strip() else []
         p = p[-max(1, max_length - len(o)):]
         encoded.append((p, o))
     losses: list[float | None] = [None] * len(pairs)
@@ -260,7 +265,7 @@ LOSS_NOTE = "mean cross-entropy of the output tokens under the base model (nats/
 
 
 def loss_values(pairs: Sequence[tuple[str, str]], model: Any = None, tokenizer: Any = None,
-                batch_size: int = 8, model_name: str | None = None) -> tuple[list[Rated], str]:
+                batch_size: int = 8, model_name: str | None = None, instruction: str = "") -> tuple[list[Rated], str]:
     """Per-pair (loss, status) under the proxy model and its label. Without `model`/`tokenizer` it loads
     `model_name` (a local folder or .gguf; default: the embedded SmolLM2) with `default_proxy_model`."""
     name = model_name or (type(model).__name__ if model is not None else "")
@@ -269,12 +274,12 @@ def loss_values(pairs: Sequence[tuple[str, str]], model: Any = None, tokenizer: 
     import torch
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    losses = output_losses(pairs, model, tokenizer, batch_size=batch_size)
+    losses = output_losses(pairs, model, tokenizer, instruction=instruction, batch_size=batch_size)
     return [(v, "ok") if v is not None else (None, "malformed") for v in losses], name
 
 
 def loss_difficulty(pairs: Sequence[tuple[str, str]], model: Any = None, tokenizer: Any = None,
-                    batch_size: int = 8) -> Difficulty:
+                    batch_size: int = 8, instruction: str = "") -> Difficulty:
     """The offline difficulty proxy: the base model's per-token loss on each output (empty outputs: malformed)."""
-    items, name = loss_values(pairs, model, tokenizer, batch_size=batch_size)
+    items, name = loss_values(pairs, model, tokenizer, batch_size=batch_size, instruction=instruction)
     return summarise("loss", items, model=name, note=LOSS_NOTE)

@@ -374,7 +374,8 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
                 client = get_client(stage="quality")
             items, diff_model = rate_pairs(keys, client, task=task)
         else:
-            items, diff_model = loss_values(keys, *(proxy or (None, None)), model_name=cfg.proxy_model)
+            items, diff_model = loss_values(keys, *(proxy or (None, None)), model_name=cfg.proxy_model,
+                                            instruction=task or "")
         by_key = dict(zip(keys, items))
         rated = {i: by_key[(rows[i].input, rows[i].output)] for i in want}
         timings["difficulty"] = time.perf_counter() - t

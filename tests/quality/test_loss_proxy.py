@@ -1,5 +1,5 @@
-"""The offline difficulty proxy (base-model loss on the output) with a tiny randomly initialised causal LM built
-from a config and a word-level tokenizer built in memory (no downloads)."""
+"""The offline difficulty proxy (base-model loss on the output, prompted as in training) with a tiny randomly
+initialised causal LM built from a config and a word-level tokenizer built in memory (no downloads)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,11 @@ def tiny_lm(zero_head: bool = False):
     return model, tok
 
 
-def _manual_loss(model, tok, inp: str, out: str) -> float:
-    p = tok(f"{inp}\n", add_special_tokens=False)["input_ids"]
-    o = tok(out, add_special_tokens=False)["input_ids"]
+def _manual_loss(model, tok, inp: str, out: str, instruction: str = "") -> float:
+    from datatune_core.models import build_prompt, encode_answer, prompt_ids
+
+    p = prompt_ids(tok, build_prompt(tok, instruction, [], inp, "plain"), "plain")  # no chat template: plain
+    o = encode_answer(tok, out, "plain")
     ids = torch.tensor([p + o])
     with torch.no_grad():
         logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
@@ -51,9 +53,10 @@ def test_uniform_model_gives_log_vocab_size():
 def test_padding_and_masking_match_a_single_unpadded_pass():
     model, tok = tiny_lm()
     pairs = [("is fire hot ?", "yes"), ("is water wet ? is ice cold ? is fire hot ?", "yes no yes"), ("ice", "cold")]
-    batched = output_losses(pairs, model, tok, batch_size=3)
+    batched = output_losses(pairs, model, tok, instruction="answer yes or no", batch_size=3)
     for (inp, out), got in zip(pairs, batched):
-        assert got == pytest.approx(_manual_loss(model, tok, inp, out), abs=1e-4)
+        assert got == pytest.approx(_manual_loss(model, tok, inp, out, "answer yes or no"), abs=1e-4)
+    assert output_losses(pairs[:1], model, tok) != batched[:1]  # the instruction is part of the prompt
 
 
 def test_empty_output_is_counted_not_scored():
