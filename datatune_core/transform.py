@@ -418,8 +418,12 @@ def dry_run(store, project_id: int, dataset_id: str, config: str | None = None, 
         except Exception as ex:  # the estimate is advisory; never block the dry run on it
             est = {"error": str(ex)}
     budget = store.get_project(project_id).settings.get("budget_usd")
+    notes = list(prep.plan.notes) + list(prep.mapping.notes)
+    qn = getattr(getattr(client, "provider", None), "quality_note", None)
+    if decision.path == "llm" and qn:
+        notes.append(qn)
     return DryRunResult(dataset_id, prep.config, decision, samples, prep.plan_version, prep.mapping_version, n_total,
-                        est, float(budget) if budget else None, list(prep.plan.notes) + list(prep.mapping.notes))
+                        est, float(budget) if budget else None, notes)
 
 
 # ---------------------------------------------------------------------------------------------- job

@@ -150,6 +150,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"\ncost estimate: {json.dumps(res.estimate, default=str)[:600]}")
         if res.budget_usd:
             typer.echo(f"project budget: ${res.budget_usd}")
+        for n in res.notes:
+            typer.echo(f"note: {n}")
 
     @sub.command("run")
     def run(project: str, dataset: list[str] = typer.Option(None, "--dataset", help="DATASET or DATASET@CONFIG, "
