@@ -364,7 +364,10 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
     if method != "none":
         t = time.perf_counter()
         k = cfg.judge_sample if method == "judge" else cfg.loss_sample
-        want = sorted({i for idx in groups.values() for i in sample(idx, k)})
+        # BIG-bench test rows never go into an LLM prompt (only a unit's 2 demos may); the local loss proxy
+        # scores them like the evaluation itself does.
+        judged = {src: idx for src, idx in groups.items() if method != "judge" or kinds[src] != "eval"}
+        want = sorted({i for idx in judged.values() for i in sample(idx, k)})
         keys = list(dict.fromkeys((rows[i].input, rows[i].output) for i in want))
         say(f"rating difficulty of {len(keys)} examples ({method})")
         if method == "judge":
@@ -392,7 +395,7 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
             es = [i for i in sample(idx, cfg.embed_sample) if i in emb]
             sp.embedding_sample = len(es)
             sp.embedding_distance = mean_pairwise_distance(np.stack([emb[i] for i in es])) if len(es) > 1 else None
-        if rated:
+        if rated and src in judged:
             k = cfg.judge_sample if method == "judge" else cfg.loss_sample
             sp.difficulty = summarise(method, [rated[i] for i in sample(idx, k)], model=diff_model,
                                       note=LOSS_NOTE if method == "loss" else "")

@@ -113,3 +113,13 @@ def test_judge_through_the_anthropic_sdk_against_the_scripted_server():
     assert (d.n_valid, d.n_out_of_range, d.n_malformed, d.n_failed) == (3, 1, 1, 0)
     assert d.mean == pytest.approx(3.0) and d.histogram["2"] == 2 and d.histogram["5"] == 1
     assert d.model.startswith("anthropic")
+
+
+def test_evaluation_rows_never_reach_the_llm_judge(mini_bench):
+    prov = ScriptedProvider(lambda req: "3")
+    rows = [{"input": "Is ice hot?", "output": "no"}, {"input": "Is tea hot?", "output": "yes"}]
+    p = profile(rows, config=QualityConfig(embed=False, difficulty="judge"), eval_task=mini_bench,
+                client=get_client(provider=prov))
+    sent = " ".join(_body(r) for r in prov.calls)
+    assert len(prov.calls) == 2 and "fish" not in sent and "fire" not in sent  # no test input of the unit
+    assert p.main.difficulty.mean == 3.0 and p.eval_source.difficulty is None
