@@ -104,17 +104,23 @@ class Browser:
 
     # ------------------------------------------------------------------------------ waits
     def idle(self, timeout_s: float = 60) -> None:
-        """Wait until the app's script run finished (no 'Running…' status widget) and the page has content."""
+        """Wait until the app's script run finished: the app root's `data-test-script-state` reads
+        "notRunning" twice in a row (fragments that poll a live job rerun briefly; that is fine)."""
         from selenium.webdriver.common.by import By
 
         deadline = time.monotonic() + timeout_s
         time.sleep(0.3)
+        calm = 0
         while time.monotonic() < deadline:
-            running = self.d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-            if not any("Running" in (e.text or "") for e in running):
-                if self.d.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"] h1'):
-                    return
-            time.sleep(0.2)
+            try:
+                states = [e.get_attribute("data-test-script-state")
+                          for e in self.d.find_elements(By.CSS_SELECTOR, "[data-test-script-state]")]
+            except Exception:
+                states = []
+            calm = calm + 1 if states and all(x == "notRunning" for x in states) else 0
+            if calm >= 2:
+                return
+            time.sleep(0.15)
         raise TimeoutError("the app kept running")
 
     def text(self) -> str:
