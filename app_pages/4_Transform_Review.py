@@ -120,7 +120,7 @@ status = f1.selectbox("Status", ["", "kept", "edited", "rejected"], format_func=
                       key=K + "status")
 srcs = review.source_options(store, pid)
 source = f2.selectbox("Source", [""] + srcs, format_func=lambda x: x or "any", key=K + "source")
-reasons = review.reason_options(store, pid)
+reasons = review.reason_options(store, pid, stats)
 reason = f3.selectbox("Rejection reason", [""] + reasons, format_func=lambda x: x or "any", key=K + "reason")
 search = f4.text_input("Search input and output", key=K + "search", placeholder="words to find")
 l1, l2, l3, _ = st.columns([1.2, 1.2, 1.2, 4])

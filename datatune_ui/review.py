@@ -76,8 +76,9 @@ def source_options(store: Store, pid: int) -> list[str]:
     return out
 
 
-def reason_options(store: Store, pid: int) -> list[str]:
-    return sorted(store.row_stats(pid)["by_reason"])
+def reason_options(store: Store, pid: int, stats: dict | None = None) -> list[str]:
+    """Rejection reason codes present (pass `row_stats` when already read, to save a scan)."""
+    return sorted((stats or store.row_stats(pid))["by_reason"])
 
 
 def page_frame(store: Store, pid: int, f: RowFilter, page: int = 1, page_size: int = 50) -> pd.DataFrame:
