@@ -252,6 +252,7 @@ def main() -> None:
         total += c.splits.get("train", 0)
     store = Store.open(os.environ["DATATUNE_HOME"])
     with MessagesServer(responder=responder, rpm=args.rpm, latency_s=args.latency) as srv:
+        srv._httpd.handle_error = lambda request, addr: None  # a killed worker's reset connections are expected
         os.environ["ANTHROPIC_API_KEY"] = srv.api_key
         os.environ["ANTHROPIC_BASE_URL"] = srv.url
         common = dict(target_size=args.rows, max_datasets=len(configs), concurrency=args.concurrency,
