@@ -114,7 +114,7 @@ with c2:
     with st.container(border=True):
         used = info.get("provider", "local")
         st.markdown(f"**In use:** {providers.PROVIDER_LABELS.get(used, used)}")
-        if info.get("cheap_model"):
+        if info.get("cheap_model") and not info.get("message"):
             st.caption(f"Models: {info['cheap_model']} per row"
                        + (f", {info['strong_model']} for ranking and planning"
                           if info.get("strong_model") and info["strong_model"] != info["cheap_model"] else ""))

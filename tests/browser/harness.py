@@ -192,6 +192,13 @@ class Browser:
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
         self.idle()
+        try:  # move the pointer off any button, so no tooltip covers the page
+            from selenium.webdriver.common.action_chains import ActionChains
+            from selenium.webdriver.common.by import By
+
+            ActionChains(self.d).move_to_element(self.d.find_element(By.CSS_SELECTOR, "h1")).perform()
+        except Exception:
+            pass
         h = self.d.execute_script(
             "const m = document.querySelector('[data-testid=\"stMain\"]');"
             "return Math.max(document.body.scrollHeight, m ? m.scrollHeight : 0);")
