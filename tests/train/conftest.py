@@ -9,10 +9,12 @@ from .tiny import build_tiny_model_dir
 
 
 @pytest.fixture(autouse=True)
-def _two_threads():
+def _one_thread(monkeypatch):
     import torch
 
-    torch.set_num_threads(2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # job workers and CLI subprocesses inherit it
+
+    torch.set_num_threads(1)  # the tiny model gains nothing from threads; fewer threads suffer less on a busy CPU
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def cli(args, env):
 
 def test_train_then_eval_round_trip(tiny_model, minibench, tmp_path):
     env = dict(os.environ, DATATUNE_HOME=str(tmp_path / "home"), DATATUNE_BIGBENCH_DIR=str(minibench),
-               OMP_NUM_THREADS="2")
+               OMP_NUM_THREADS="1")
     data = tmp_path / "rows.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in color_rows(2)), encoding="utf-8")
     out = cli(["train", "--data", str(data), "--model", str(tiny_model), "--preset", "cpu-demo", "--max-steps", "6",
