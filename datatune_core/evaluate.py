@@ -282,6 +282,23 @@ def save_result(store: Any, r: EvalResult, project_id: int | None = None, run_id
                                  run_id=run_id, details=details)
 
 
+def results_table(store: Any, project_id: int | None = None) -> list[dict]:
+    """Per task: the latest base and fine-tuned results (score, normalized, n) and the normalized gain."""
+    rows: dict[str, dict] = {}
+    for r in store.list_eval_results(project_id):  # newest first
+        variant = json.loads(r["details_json"] or "{}").get("variant") or ("tuned" if r["adapter"] else "base")
+        row = rows.setdefault(r["task"], {"task": r["task"]})
+        if f"{variant}_score" not in row:
+            row.update({f"{variant}_score": r["score"], f"{variant}_normalized": r["normalized_score"],
+                        f"{variant}_n": r["n"], f"{variant}_model": r["model"]})
+            if variant == "tuned":
+                row["adapter"] = r["adapter"]
+    for row in rows.values():
+        if "base_normalized" in row and "tuned_normalized" in row:
+            row["gain"] = row["tuned_normalized"] - row["base_normalized"]
+    return sorted(rows.values(), key=lambda r: r["task"])
+
+
 # ----------------------------------------------------------------------------- background job
 def run_eval_job(ctx: Any) -> dict:
     """Job kind "evaluate". Config: units (list), model, adapter, limit, compare (base too), prompt_style, run_id.

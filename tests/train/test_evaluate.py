@@ -9,7 +9,7 @@ import pytest
 from datatune_core import bigbench, jobs
 from datatune_core.config import bigbench_dir
 from datatune_core.errors import UserError
-from datatune_core.evaluate import check_leakage, evaluate, evaluate_pair, unit_prompt
+from datatune_core.evaluate import check_leakage, evaluate, evaluate_pair, results_table, unit_prompt
 from datatune_core.models import load_tokenizer
 from datatune_core.train import train_rows
 
@@ -78,6 +78,9 @@ def test_eval_job_stores_base_and_tuned_per_unit(tiny_model, minibench, adapter,
     assert sorted((r["task"], json.loads(r["details_json"])["variant"]) for r in res) == [
         ("mini_colors", "base"), ("mini_colors", "tuned"), ("mini_reverse", "base"), ("mini_reverse", "tuned")]
     assert all(r["n"] == 2 for r in res)
+    table = results_table(store)
+    assert [t["task"] for t in table] == ["mini_colors", "mini_reverse"]
+    assert table[0]["gain"] == pytest.approx(table[0]["tuned_normalized"] - table[0]["base_normalized"])
 
 
 @pytest.mark.slow
