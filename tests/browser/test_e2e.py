@@ -174,6 +174,17 @@ def test_task_to_reviewed_dataset_in_the_browser(studio):
     assert "Edited\n1" in text
     assert store.count_rows(pid, reason=f"user_rejected: {NOTE}") == n
     b.shot("e2e_09_after_reload")
+    # the dark theme (the viewer's system preference picks it)
+    b.d.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    b.d.refresh()
+    b.idle()
+    b.wait_text("Review the rows", timeout_s=60)
+    bg = b.d.execute_script("return getComputedStyle(document.querySelector('[data-testid=\"stApp\"]'))"
+                            ".backgroundColor")
+    assert bg not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), bg
+    b.shot("e2e_10_review_dark")
+    b.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     # a second tab (no ?project=) opens the same project (the store's "last opened" mark)
     b.d.get(app.url)
     b.idle()
