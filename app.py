@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from datatune_ui.errors import is_control_flow, show_error
 from datatune_ui.layout import sidebar
 
 st.set_page_config(page_title="DataTune Studio", page_icon=":material/tune:", layout="wide")
@@ -26,4 +27,9 @@ PAGES = [
 
 nav = st.navigation(PAGES)
 sidebar()
-nav.run()
+try:
+    nav.run()
+except Exception as e:  # anything a page did not handle: the message with its fix, details folded away
+    if is_control_flow(e):
+        raise
+    show_error(e, "This page could not be shown")

@@ -84,13 +84,13 @@ def guard(what: str = "That did not work"):
     try:
         yield out
     except Exception as e:  # noqa: BLE001 - the point is to catch everything the user could see
-        if _is_streamlit_control_flow(e):
+        if is_control_flow(e):
             raise
         out.ok, out.error = False, e
         show_error(e, what)
 
 
-def _is_streamlit_control_flow(e: BaseException) -> bool:
+def is_control_flow(e: BaseException) -> bool:
     name = type(e).__name__
     return name in ("RerunException", "StopException", "ScriptControlException") or \
         type(e).__module__.startswith("streamlit.runtime.scriptrunner")

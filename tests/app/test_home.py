@@ -100,3 +100,21 @@ def test_job_list_cancel_and_resume(app_home, store):
     finally:
         J.cancel_job(store, job_id)
         J.wait_job(store, job_id, timeout_s=30)
+
+
+def test_unusable_workspace_shows_the_fix_not_a_traceback(app_home):
+    app_home.mkdir(parents=True)
+    (app_home / "workspace.db").write_bytes(b"this is not a database" * 200)
+    for page in (None, "app_pages/1_Task.py"):
+        from streamlit.testing.v1 import AppTest
+
+        from .conftest import APP
+
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception
+        errs = " ".join(e.value for e in at.error)
+        assert "Move it aside" in errs and "DATATUNE_HOME" in errs
+        assert "Traceback" not in errs
