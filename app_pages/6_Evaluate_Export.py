@@ -96,6 +96,30 @@ with st.container(border=True):
             with guard("Could not export the dataset"):
                 path = R.export_dataset(store, pid, fmt)
                 st.success(f"Wrote {path}")
+    st.divider()
+    st.markdown("**Everything for sharing:** the dataset as a Hugging Face dataset folder with its card, the latest "
+                "adapter with a model card (when you trained one), and the recipe that replays the whole run "
+                "(`datatune run recipe.json`).")
+    if widgets.button("Export dataset, adapter and recipe", icon=":material/inventory_2:", key=f"dt_expall_{pid}",
+                      disabled_reason="No kept rows yet." if n_rows == 0 else None):
+        with guard("Could not export"):
+            st.session_state[f"dt_exported_{pid}"] = R.export_everything(store, pid)
+    done = st.session_state.get(f"dt_exported_{pid}")
+    if done:
+        for k, v in done.items():
+            st.caption(f":material/check: {k}: {v}")
+        card = R.card_text(done["dataset"]) if "dataset" in done else None
+        if card:
+            with st.expander("Dataset card (README.md)"):
+                st.code(card, language="markdown")
+        recipe = done.get("recipe")
+        if recipe:
+            try:
+                with open(recipe, "rb") as fh:
+                    st.download_button("Download recipe.json", fh.read(), file_name="recipe.json",
+                                       mime="application/json", key=f"dt_dl_recipe_{pid}")
+            except OSError:
+                pass
     for a in R.exports(store, pid)[:5]:
         st.caption(f"{a['kind']}: {a['path']} ({a['meta'].get('rows', '?')} rows)")
         if a["kind"] == "export-jsonl":

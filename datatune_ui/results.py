@@ -122,3 +122,17 @@ def export_dataset(store: Store, pid: int, fmt: str):
 
 def exports(store: Store, pid: int) -> list[dict]:
     return [a for a in store.list_artifacts(pid) if a["kind"].startswith("export")]
+
+
+def export_everything(store: Store, pid: int) -> dict:
+    """Dataset folder + card, the latest adapter + model card (when trained) and the recipe."""
+    from datatune_core.export import export_all
+
+    return {k: str(v) for k, v in export_all(store, pid).items()}
+
+
+def card_text(folder: str) -> str | None:
+    from pathlib import Path
+
+    p = Path(folder) / "README.md"
+    return p.read_text(encoding="utf-8") if p.is_file() else None

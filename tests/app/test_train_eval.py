@@ -90,3 +90,16 @@ def test_quality_charts_and_eval_results_render(app_home, store):
     charts = at.get("plotly_chart")
     assert len(charts) >= 2  # base vs tuned + at least one quality figure
     assert "No quality profile yet" not in texts(at)
+
+
+def test_export_everything_writes_card_and_recipe(app_home, store):
+    pid = store.create_project("X", "Answer with one word.", [{"input": "q", "output": "a"}])
+    add_rows(store, pid, 30)
+    at = open_app(EVAL, project=pid)
+    button(at, "Export dataset, adapter and recipe").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    t = texts(at)
+    assert "dataset: " in t and "recipe: " in t
+    assert "Dataset card (README.md)" in [e.label for e in at.expander]
+    assert any("---" in c.value for c in at.code)  # the card's YAML header
