@@ -16,6 +16,8 @@ LLM reranker (`rerank.py`, self-consistency votes).
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -229,17 +231,39 @@ _ROW_HASHES: dict[tuple[str, str], list[tuple[str, frozenset[str]]]] = {}
 
 
 def record_row_hashes(record: DatasetRecord) -> list[tuple[str, frozenset[str]]]:
-    """(row id, normalized hashes of its text values) for every row of every config (cached per content)."""
+    """(row id, normalized hashes of its text values) for every row of every config, cached per record content in
+    memory and in DATATUNE_HOME/index/rowhashes/ (catalog rows files only; local files are re-read)."""
     key = (record.id, record.content_hash())
-    if key not in _ROW_HASHES:
-        out: list[tuple[str, frozenset[str]]] = []
+    if key in _ROW_HASHES:
+        return _ROW_HASHES[key]
+    from .searchindex import index_root
+
+    disk = index_root() / "rowhashes" / f"{key[1]}.pkl"
+    out: list[tuple[str, frozenset[str]]] | None = None
+    if disk.is_file() and not record.local_path:  # local files can change under the same record
+        try:
+            with open(disk, "rb") as fh:
+                out = pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError):
+            out = None
+    if out is None:
+        out = []
         for cfg in [c.name for c in record.configs] or [None]:
             try:
                 out += [(rid, _row_hashes(row)) for rid, row in load_rows(record, cfg, limit=ROW_SCAN_LIMIT)]
             except Exception:  # unreadable rows cannot leak; the transform stage reports them
                 continue
-        _ROW_HASHES[key] = out
-    return _ROW_HASHES[key]
+        if not record.local_path:
+            try:
+                disk.parent.mkdir(parents=True, exist_ok=True)
+                tmp = disk.with_suffix(f".tmp{os.getpid()}")
+                with open(tmp, "wb") as fh:
+                    pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                tmp.replace(disk)
+            except OSError:
+                pass
+    _ROW_HASHES[key] = out
+    return out
 
 
 _GUARD_CACHE: dict[tuple[str, str, str], str | None] = {}
