@@ -20,13 +20,14 @@ from typing import Any
 from ..config import Settings, load_settings
 from ..store import Store
 from .base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult, LLMTransientError,
-                   Provider, ProviderReply, Usage)
+                   Provider, ProviderReply, ProviderUnavailable, Usage)
 from .client import ClientConfig, LLMClient, _env_no_cache
 from .providers import PROVIDERS, make_provider, register_provider
 
 __all__ = [
     "get_client", "LLMClient", "ClientConfig", "LLMRequest", "LLMResult", "Usage", "Provider", "ProviderReply",
-    "LLMError", "LLMAuthError", "LLMModelError", "LLMTransientError", "BudgetExceeded", "PROVIDERS",
+    "LLMError", "LLMAuthError", "LLMModelError", "LLMTransientError", "BudgetExceeded", "ProviderUnavailable",
+    "PROVIDERS",
     "make_provider", "register_provider", "provider_status", "test_connection",
 ]
 

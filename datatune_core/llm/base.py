@@ -41,6 +41,11 @@ class BudgetExceeded(JobPaused, LLMError):
     """The project's or run's budget is reached: no new request is sent; the job pauses, resumable."""
 
 
+class ProviderUnavailable(JobPaused, LLMError):
+    """A request of a bulk run still failed on transient faults after every retry (network gone, laptop asleep,
+    provider down): no new request is sent, the unit in progress is not committed, the job pauses, resumable."""
+
+
 @dataclass
 class LLMRequest:
     """One LLM call. `shared_prefix` is the part identical across many calls (task spec, plan, examples):
@@ -97,6 +102,7 @@ class LLMResult:
     from_cache: bool = False
     call_id: int | None = None
     batch: bool = False
+    transient: bool = False  # failed on transient faults (429/5xx/timeout/connection) after every retry
 
     def raise_for_error(self) -> "LLMResult":
         """Return self when ok, else raise LLMError with the recorded reason (for single, must-succeed calls)."""

@@ -8,6 +8,10 @@ budget caps, retries with backoff (honouring `retry-after`), schema validation w
     >>> client.complete(LLMRequest(messages=[{"role": "user", "content": "great film"}])).text
     '{"label": "positive"}'
 
+A bulk request that still fails on transient faults after every retry (network gone, provider down) stops the
+run the same way, with `ProviderUnavailable` (also a `JobPaused`), instead of handing back failures that a stage
+would commit as rejected rows.
+
 Guarantees: every answered request gets exactly one ledger row (cache hits too, with 0 tokens and $0; a
 repair retry is folded into the same row); once a budget is reached no new request is sent, in-flight ones
 finish and `BudgetExceeded` (a `JobPaused`) is raised so the job stops resumable; a 401 or unknown model stops
@@ -32,7 +36,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from ..store import Store
 from . import ledger
 from .base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult, LLMTransientError,
-                   Provider, ProviderReply, Usage)
+                   Provider, ProviderReply, ProviderUnavailable, Usage)
 from .parsing import validate
 from .prices import PriceTable, load_prices
 
@@ -222,11 +226,12 @@ class LLMClient:
         self.limiter.set_max(limit)
         it = iter(requests)
         stop: BaseException | None = None
+        outage: LLMResult | None = None  # a request that failed on transient faults after every retry
         pending: set[Future] = set()
         ex = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="llm")
         try:
             def fill() -> None:
-                while stop is None and len(pending) < limit * 2:
+                while stop is None and outage is None and len(pending) < limit * 2:
                     try:
                         r = next(it)
                     except StopIteration:
@@ -244,10 +249,19 @@ class LLMClient:
                         if stop is None or (isinstance(stop, BudgetExceeded) and not isinstance(e, BudgetExceeded)):
                             stop = e
                         continue
+                    if not res.ok and res.transient and outage is None:
+                        outage = res
                     yield res
                 fill()
             if stop is not None:
                 raise stop
+            if outage is not None:
+                # Rejecting these rows would lose them for good (a resume skips committed units); pausing keeps
+                # them: answers already received are cached, so the resume pays for none of them again.
+                raise ProviderUnavailable(
+                    f"The LLM provider kept failing after every retry ({outage.error}). "
+                    "Work finished so far is saved. Check the network connection or the provider's status, then "
+                    "resume the job to continue where it stopped.")
         finally:
             for f in pending:
                 f.cancel()
@@ -381,7 +395,7 @@ class LLMClient:
             lat = (time.monotonic() - t0) * 1000
             cid = self._record(req, model, key, usage, 0.0, lat, "error", str(e), from_cache=False, batch=False)
             return LLMResult(request=req, ok=False, error=str(e), provider=self.provider.name, model=model,
-                             latency_ms=lat, call_id=cid)
+                             latency_ms=lat, call_id=cid, transient=isinstance(e, LLMTransientError))
         return self.finish(req, model, key, reply, t0, batch=False)
 
     def finish(self, req: LLMRequest, model: str, key: str, reply: ProviderReply, t0: float, *,
