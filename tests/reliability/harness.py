@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 
 from tests.fakes.messages_server import FAULTS, MessagesServer  # noqa: E402
 
-LLM_FAULTS = ("429", "529", "500", "slow", "reset", "malformed", "badjson", "budget")
+LLM_FAULTS = ("429", "529", "500", "slow", "reset", "malformed", "badjson", "outage", "budget")
 PROCESS_FAULTS = ("kill9", "app_killed", "db_locked")
 API_KEY = "sk-ant-reliability-" + "Q7x9Vw2Lm4Np8Rt6Ks3Jd5Hf1Gz0Yc"  # a fake key with a distinctive shape
 TIMEOUT_S = 1.0  # the client's request timeout in these runs ("slow" replies take longer)
@@ -60,6 +60,7 @@ class FaultServer(MessagesServer):
         self.held = 0
         self.badjson_served = 0
         self.injected = 0  # faults handed out (a "slow" one is logged only when its sleep ends)
+        self.outage_left = 0  # the next N requests get 503: more than the client's retries can absorb
 
     def queue_faults(self, *kinds: str) -> None:
         with self._lock:
@@ -121,6 +122,15 @@ class FaultServer(MessagesServer):
                 if srv._abort:
                     srv._log(path="/v1/messages", status=499, fault="aborted", billed=False, fingerprint=fp)
                     return self._reset()
+                with srv._lock:
+                    out = srv.outage_left > 0
+                    if out:
+                        srv.outage_left -= 1
+                        srv.injected += 1
+                if out:
+                    srv._log(path="/v1/messages", status=503, fault="outage", billed=False, fingerprint=fp)
+                    return self._error(503, "api_error", "service unavailable (outage)",
+                                       {"retry-after": "0.020", "retry-after-ms": "20"})
                 special = srv._pop_special() if len(req.get("messages") or []) == 1 else None  # not repairs
                 if special == "reset":
                     srv._log(path="/v1/messages", status=0, fault="reset", billed=False, fingerprint=fp)
@@ -444,6 +454,8 @@ def run_llm_fault(env: Env, stage: Stage, fault: str) -> Outcome:
     kind, cfg, pid = stage.config(env, ctx)
     if fault == "budget":
         cfg = {**cfg, "budget_usd": 1e-6}  # reached after the first answers: the job must pause
+    elif fault == "outage":  # the provider is gone for longer than the client retries (a laptop asleep)
+        env.srv.outage_left = 200  # more than every attempt of the whole run could absorb
     elif fault in ("429", "529", "500", "slow", "reset", "malformed", "badjson"):
         env.srv.queue_faults(*([fault] * (2 if fault == "slow" else 3)))
     st = env.store
@@ -451,6 +463,7 @@ def run_llm_fault(env: Env, stage: Stage, fault: str) -> Outcome:
     first = jobs.run_job(st, job_id)
     final, resumed = first, False
     if first.status != "done":
+        env.srv.outage_left = 0  # the user resumes once it is back
         final, resumed = _resume(env, job_id, background=False, raise_budget=fault == "budget"), True
     chk = stage.check(env, ctx, final)
     return Outcome(stage.name, fault, first.status, final.status, resumed, chk.expected, chk.lost,

@@ -42,6 +42,8 @@ def test_llm_fault(env, stage, fault, request):
     o = run_fault(env, stage, fault)
     if fault == "budget":
         assert o.first_status == "paused" and "Budget reached" in o.reason and o.resumed, o
+    elif fault == "outage":
+        assert o.first_status == "paused" and "kept failing" in o.reason and "resume" in o.reason and o.resumed, o
     else:
         assert o.faults_served >= 1, f"the {fault} fault was never served: {o}"
     _check(o)
