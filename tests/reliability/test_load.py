@@ -154,7 +154,8 @@ def test_five_browser_sessions_during_a_transform_job_and_a_server_kill(env, tmp
     n = 45
     st = env.store
     pid = make_project(env, n, name="load")
-    env.srv.latency_s = 1.0  # ~15 s of work: long enough to watch, kill and restart the server under it
+    env.srv.latency_s = 0.8  # ~12 s of work: long enough to watch, kill and restart the server under it
+    monkeypatch.setenv("DATATUNE_LLM_TIMEOUT", "10")  # slow replies, not timeouts, in this test
     port = _free_port()
     senv = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = _streamlit(port, senv)
