@@ -3,7 +3,7 @@
 Rows are generated here (no data downloads): two "transformed" sources with varied wording and a "synthetic"
 source built from a few templates (many near-duplicates), ~20-40 words per input. The profile runs every
 metric of `quality.profile` except difficulty: lexical diversity, MiniLM embedding distance (default sample of
-500 rows per source), lengths, labels, MinHash near-duplicates and per-source breakdown including the mix.
+300 rows per source), lengths, labels, MinHash near-duplicates and per-source breakdown including the mix.
 
 Baseline, measured in the same run on a random subsample of m rows of the mix: the naive way - embed every
 row, mean pairwise cosine distance with a Python loop over all pairs, near-duplicates by exact Jaccard over all

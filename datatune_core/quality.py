@@ -53,7 +53,7 @@ class QualityConfig:
     """How to profile. Every field has a CPU-friendly default; the UI and the CLI both build this object."""
 
     embed: bool = True  # mean pairwise MiniLM distance of the inputs
-    embed_sample: int = 500  # rows embedded per source (seeded sample); exact over the sample
+    embed_sample: int = 300  # rows embedded per source (seeded sample; estimate sd ~0.003)
     difficulty: str = "auto"  # "judge" (LLM 1-5), "loss" (base-model loss), "none"; auto = judge if an LLM is set
     judge_sample: int = 50  # rows rated per source
     loss_sample: int = 32  # rows scored by the loss proxy per source
@@ -285,7 +285,7 @@ def _embed(texts: list[str]) -> np.ndarray:
     import torch
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    return _minilm().encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+    return _minilm().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
 
 
 def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | None = None, client: Any = None,

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         eval_task: str = typer.Option(None, "--eval-task", help="BIG-bench unit to show as reference and check "
                                       "overlap against (default: the project's evaluation unit)."),
         judge_sample: int = typer.Option(50, help="Rows rated by the judge per source."),
-        embed_sample: int = typer.Option(500, help="Rows embedded per source for the embedding distance."),
+        embed_sample: int = typer.Option(300, help="Rows embedded per source for the embedding distance."),
         no_embed: bool = typer.Option(False, "--no-embed", help="Skip the MiniLM embedding distance."),
         charts: Path = typer.Option(None, help="Write the charts (HTML, and PNG when Chromium is found) here."),
         save: bool = typer.Option(False, "--save", help="For project:NAME, store the profile as an artifact."),
