@@ -68,6 +68,7 @@ class LoraTrainConfig:
     packing: bool = False  # concatenate whole examples up to max_seq_len
     warmup_steps: int = 0
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0  # gradient clipping (0 = off), as the transformers Trainer default
     qlora: str = "auto"  # auto (4-bit on CUDA with bitsandbytes) | on | off
     grid: bool = False  # try every grid_lrs x grid_alphas, keep the lowest validation loss
     grid_lrs: list[float] = field(default_factory=lambda: [5e-5, 1e-4])
@@ -99,6 +100,8 @@ class LoraTrainConfig:
             raise UserError("qlora must be auto, on or off.")
         if self.grid and (not self.grid_lrs or not self.grid_alphas):
             raise UserError("A grid needs at least one learning rate and one alpha.")
+        if self.max_grad_norm < 0:
+            raise UserError("max_grad_norm must be >= 0 (0 turns clipping off).")
         if self.eval_every < 1 or self.save_every < 1 or self.keep_checkpoints < 1:
             raise UserError("eval_every, save_every and keep_checkpoints must be at least 1.")
 
@@ -345,6 +348,7 @@ class LoraTrainer:
         bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         self.acc = Accelerator(mixed_precision="bf16" if bf16 else "no")
         params = [p for p in model.parameters() if p.requires_grad]
+        self._params = params
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=cfg.weight_decay)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         n_micro = math.ceil(len(data.train) / cfg.batch_size)
@@ -465,6 +469,8 @@ class LoraTrainer:
                     self.acc.backward(loss)
                 loss_sum += float(loss.detach())
                 tokens += int(b["attention_mask"].sum()) * self.world
+            if self.cfg.max_grad_norm > 0:
+                self.acc.clip_grad_norm_(self._params, self.cfg.max_grad_norm)
             self.opt.step()
             self.sched.step()
             self.opt.zero_grad(set_to_none=True)
