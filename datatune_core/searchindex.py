@@ -13,6 +13,7 @@ record's content), so only new or edited records are embedded again.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -234,7 +235,16 @@ class SearchIndex:
         return np.asarray(self.bm25.get_scores(toks), dtype="float32")
 
     def query_vector(self, text: str) -> np.ndarray:
-        return embed([text], self.config.max_seq_length)
+        """One short query: encoded on 1 torch thread (2 threads on a tiny input are slower on a busy CPU and,
+        after a large batch, 10-20x slower; measured in bench/retrieval_speed.py)."""
+        import torch
+
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return embed([text], self.config.max_seq_length, batch_size=1)
+        finally:
+            torch.set_num_threads(n)
 
     def dense_scores(self, text: str | None = None, vector: np.ndarray | None = None,
                      k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -316,6 +326,7 @@ def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | No
             report(f"embedded {min(i + step, total)} of {total}", min(i + step, total), total)
     finally:
         cache.close()
+    gc.collect()  # free the batch activations now; small query encodes are slow while they linger
     emb = np.stack([have[k] for k in keys]).astype("float32") if keys else np.zeros((0, 384), "float32")
     report("building BM25", total, total)
     bm25 = bm25s.BM25()
