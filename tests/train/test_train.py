@@ -108,7 +108,7 @@ def test_train_job_stop_and_resume(tiny_model, store, tmp_path):
     import json
 
     data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    cfg = tiny_cfg(tiny_model, max_steps=150, save_every=1000, eval_every=1000, data_file=str(data),
+    cfg = tiny_cfg(tiny_model, max_steps=600, epochs=1000, save_every=1000, eval_every=1000, data_file=str(data),
                    output_dir=str(tmp_path / "job"), instruction="Name the color.")
     job_id = store.create_job("train", cfg.to_dict())
 
@@ -130,12 +130,12 @@ def test_train_job_stop_and_resume(tiny_model, store, tmp_path):
     ckpts = [k for k in store.done_units(job_id) if k.startswith("g0:ckpt:")]
     assert len(ckpts) == 1
     stop_step = int(ckpts[0].rsplit(":", 1)[1])
-    assert 3 <= stop_step < 150 and max(m["step"] for m in store.metrics(run_id)) == stop_step
+    assert 3 <= stop_step < 600 and max(m["step"] for m in store.metrics(run_id)) == stop_step
     t_resume = time.time()
     job = jobs.resume_job(store, job_id, background=False)
     assert job.status == "done", job.error
     ms = store.metrics(run_id)
-    assert [m["step"] for m in ms] == list(range(1, 151))
+    assert [m["step"] for m in ms] == list(range(1, 601))
     assert all(m["ts"] >= t_resume for m in ms if m["step"] > stop_step)
     assert all(m["ts"] < t_resume for m in ms if m["step"] <= stop_step)
     assert any("resuming from" in line["message"] for line in store.job_logs(job_id))
