@@ -43,7 +43,6 @@ def register(app: typer.Typer) -> None:
         """Fine-tune a LoRA adapter on the curated rows (a background job with live metrics)."""
         import torch
 
-        from .. import jobs as J
         from ..train import LoraTrainConfig, start_training
 
         store = open_store()

@@ -9,7 +9,7 @@ import pytest
 
 from datatune_core import jobs
 from datatune_core.errors import UserError
-from datatune_core.models import encode_answer, load_causal_lm, load_tokenizer
+from datatune_core.models import encode_answer, load_tokenizer
 from datatune_core.train import (LoraTrainConfig, LoraTrainer, filter_leakage, lora_model, pack, prepare_data,
                                  tokenize_row, train_rows)
 
