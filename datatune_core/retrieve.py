@@ -16,8 +16,8 @@ LLM reranker (`rerank.py`, self-consistency votes).
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -238,13 +238,12 @@ def record_row_hashes(record: DatasetRecord) -> list[tuple[str, frozenset[str]]]
         return _ROW_HASHES[key]
     from .searchindex import index_root
 
-    disk = index_root() / "rowhashes" / f"{key[1]}.pkl"
+    disk = index_root() / "rowhashes" / f"{key[1]}.json"  # JSON, never a pickle: files here are only data
     out: list[tuple[str, frozenset[str]]] | None = None
     if disk.is_file() and not record.local_path:  # local files can change under the same record
         try:
-            with open(disk, "rb") as fh:
-                out = pickle.load(fh)
-        except (OSError, pickle.UnpicklingError, EOFError):
+            out = [(str(rid), frozenset(hs)) for rid, hs in json.loads(disk.read_text(encoding="utf-8"))]
+        except (OSError, ValueError, TypeError):
             out = None
     if out is None:
         out = []
@@ -257,8 +256,7 @@ def record_row_hashes(record: DatasetRecord) -> list[tuple[str, frozenset[str]]]
             try:
                 disk.parent.mkdir(parents=True, exist_ok=True)
                 tmp = disk.with_suffix(f".tmp{os.getpid()}")
-                with open(tmp, "wb") as fh:
-                    pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                tmp.write_text(json.dumps([[rid, sorted(hs)] for rid, hs in out]), encoding="utf-8")
                 tmp.replace(disk)
             except OSError:
                 pass
