@@ -361,7 +361,7 @@ class SynthStage(Stage):
     def config(self, env, ctx):
         from datatune_core.synth import SynthOptions
 
-        opts = SynthOptions(n_rows=N_SYNTH, per_call=2, calls_per_unit=2, concurrency=2,
+        opts = SynthOptions(n_rows=N_SYNTH, per_call=1, calls_per_unit=2, concurrency=2,
                             validation={"near_dup_threshold": 1.0})
         return "synth", opts.to_dict(), ctx["pid"]
 
