@@ -82,7 +82,8 @@ def describe_candidate(c: Any, number: int, max_configs: int = 3, max_rows: int 
 def task_prompt(instruction: str, examples: list[dict]) -> str:
     parts = [f"Task description:\n{instruction.strip()}"]
     for i, e in enumerate(examples[:3], 1):
-        parts.append(f"Example {i}:\ninput: {_short(e.get('input', ''), 400)}\noutput: {_short(e.get('output', ''), 200)}")
+        parts.append(f"Example {i}:\ninput: {_short(e.get('input', ''), 400)}\n"
+                     f"output: {_short(e.get('output', ''), 200)}")
     return "\n\n".join(parts)
 
 
@@ -184,11 +185,11 @@ def aggregate(parsed_votes: list[tuple[RerankVote | None, list[Any]]], cands: li
     mentioned = sorted(points, key=lambda rid: (-points[rid], -counts[rid], pos[rid]))
     ranked = []
     for r, rid in enumerate(mentioned, 1):
-        c = pos_c = cands[pos[rid]]
-        pos_c.rerank_rank, pos_c.rerank_votes = r, counts[rid]
+        c = cands[pos[rid]]
+        c.rerank_rank, c.rerank_votes = r, counts[rid]
         if rid in configs:
-            pos_c.config = configs[rid].most_common(1)[0][0]
-        pos_c.reason = best_reason.get(rid, (0, None))[1]
+            c.config = configs[rid].most_common(1)[0][0]
+        c.reason = best_reason.get(rid, (0, None))[1]
         ranked.append(c)
     rest = [c for c in cands if c.record.id not in points]
     out.candidates = ranked + rest
