@@ -217,6 +217,13 @@ def _source_of(d: dict) -> tuple[str, str]:
     return (src or "dataset"), ("transformed" if src == "transformed" else "dataset")
 
 
+def _text(v: Any) -> str:
+    """A cell as text: None (and NaN from pandas) -> "", 0 -> "0"."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(v)
+
+
 def as_rows(data: Any) -> list[_Row]:
     """Accepts dicts with input/output (+ source/dataset_id/config), store RowRecords, a datasets.Dataset,
     a pandas DataFrame, or {source name: rows}."""
@@ -236,7 +243,7 @@ def as_rows(data: Any) -> list[_Row]:
         if d is None:
             raise UserError(f"Cannot profile a {type(item).__name__}: give rows as dicts with 'input' and 'output'.")
         name, kind = _source_of(d)
-        out.append(_Row(str(d.get("input") or ""), str(d.get("output") or ""), name, kind))
+        out.append(_Row(_text(d.get("input")), _text(d.get("output")), name, kind))
     return out
 
 

@@ -131,6 +131,8 @@ def test_inputs_accepted_as_records_dataset_frame_and_groups():
     plain = [{"input": "a", "output": "b"}]
     assert as_rows(datasets.Dataset.from_list(plain))[0].input == "a"
     assert as_rows(pd.DataFrame(plain))[0].output == "b"
+    assert [(r.input, r.output) for r in as_rows([{"input": "n", "output": 0}, {"input": None, "output": 1}])] == [
+        ("n", "0"), ("", "1")]  # integer labels stay labels
     g = as_rows({"synthetic": plain, "other": plain})
     assert [(r.source, r.kind) for r in g] == [("synthetic", "synthetic"), ("other", "dataset")]
 
