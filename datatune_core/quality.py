@@ -265,11 +265,14 @@ def dataset_version(rows: Iterable[Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- profiling
-def _llm_configured() -> bool:
+def _llm_configured(project_settings: dict | None = None) -> bool:
+    """True when a real LLM (Claude or an OpenAI-compatible server, usable) would serve this project; the embedded
+    135M model is too weak to judge difficulty, so "auto" then uses the loss proxy."""
     try:
-        from .config import load_settings
+        from .llm import provider_status
 
-        return load_settings().resolved_provider() != "local"
+        st = provider_status(project_settings=project_settings)
+        return st.get("provider") not in (None, "local", "scripted") and bool(st.get("ok"))
     except Exception:
         return False
 
@@ -661,11 +664,13 @@ def run_quality_job(ctx: Any) -> dict:
         cfg.labels = list(proj.settings["labels"])
     eval_task = usable_eval_task(conf.get("eval_task", proj.eval_task), lambda m: ctx.log(m, level="warning"))
     client = None
-    if cfg.difficulty == "judge" or (cfg.difficulty == "auto" and _llm_configured()):
+    if cfg.difficulty == "judge" or (cfg.difficulty == "auto" and _llm_configured(proj.settings)):
         from .llm import get_client
 
         client = get_client(store, proj.id, ctx.job_id, stage="quality")  # cached, in the ledger, budgeted
     ctx.log(f"profiling {len(rows)} rows of {proj.name!r} (dataset version {version})")
+    if cfg.difficulty == "auto":
+        cfg.difficulty = "judge" if client is not None else "loss"
     prof = profile(rows, config=cfg, eval_task=eval_task, task=proj.instruction, name=proj.name, client=client,
                    progress=lambda m: (ctx.check_cancel(), ctx.progress(m)))
     prof.dataset_version, prof.project_id = version, proj.id

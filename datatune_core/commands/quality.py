@@ -14,6 +14,14 @@ import typer
 from ._common import open_store, print_json, print_table
 
 
+def project_settings(dataset: str) -> dict | None:
+    """The settings of `project:NAME` (its provider choice decides whether the judge runs), else None."""
+    if not dataset.startswith("project:"):
+        return None
+    p = open_store().find_project(dataset.split(":", 1)[1])
+    return dict(p.settings or {}) if p else None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("quality")
     def quality(
@@ -44,7 +52,7 @@ def register(app: typer.Typer) -> None:
             difficulty = "judge"
         elif loss_proxy:
             difficulty = "loss"
-        elif judge is None and _llm_configured():
+        elif judge is None and _llm_configured(project_settings(dataset)):
             difficulty = "judge"
         else:
             difficulty = "none"
