@@ -175,3 +175,21 @@ def test_job_profiles_without_the_reference_when_the_benchmark_is_missing(store,
     assert store.get_job(job_id).status == "done"
     assert any("without the evaluation reference" in log["message"] for log in store.job_logs(job_id))
     assert find_profile(store, pid).eval_source is None
+
+
+def test_a_real_training_run_finds_the_profile_of_its_data(store, tmp_path):
+    """End to end: profile the project, train a tiny model on it (job kind "train"), and the run links back."""
+    from datatune_core.train import LoraTrainConfig
+    from tests.train.tiny import build_tiny_model_dir
+
+    model = build_tiny_model_dir(tmp_path / "tiny", chat=True)
+    pid = _project(store)
+    jobs.start_job(store, "quality", {"project_id": pid, "quality": NO_MODELS}, project_id=pid, background=False)
+    cfg = LoraTrainConfig.from_preset("cpu-demo", model=str(model), target_modules="all-linear", batch_size=4,
+                                      max_steps=2, epochs=1, eval_every=100, save_every=100, val_fraction=0.2,
+                                      output_dir=str(tmp_path / "run"))
+    job_id = jobs.start_job(store, "train", cfg.to_dict(), project_id=pid, background=False)
+    assert store.get_job(job_id).status == "done", store.get_job(job_id).error
+    (item,) = runs_overview(store, pid)
+    assert item["dataset_version"] == current_dataset_version(store, pid)
+    assert item["profile"] is not None and item["profile"].main.n == 8
