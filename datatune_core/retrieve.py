@@ -287,8 +287,11 @@ def _query_of(spec_or_text: Any) -> tuple[str, str, list[dict], str | None]:
 def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_k: int = 10, rerank: bool = True,
            client: Any = None, eval_task: str | None = None, *, rerank_n: int = 25, votes: int = 5,
            fusion: FusionWeights | None = None, mode: str = "hybrid", home: Path | str | None = None,
-           index: SearchIndex | None = None) -> RetrievalResult:
-    """Rank catalog datasets for a task. `eval_task` (or the spec's) turns on the leakage guard."""
+           index: SearchIndex | None = None, allow_local_rerank: bool = False) -> RetrievalResult:
+    """Rank catalog datasets for a task. `eval_task` (or the spec's) turns on the leakage guard.
+
+    The rerank is skipped (with a note) when the provider is the embedded local model, unless
+    `allow_local_rerank`: a 135M model cannot judge 25 datasets and would take minutes."""
     from .errors import UserError
 
     text, instruction, examples, spec_eval = _query_of(spec_or_text)
@@ -341,11 +344,12 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
             pool = pool[:window - n_extra] + extra[:n_extra] + pool[window - n_extra:]
         except Exception as e:  # the Hub is optional; say why it was skipped
             result.notes.append(f"Hub search skipped: {e}")
-    if rerank and pool and client is None:
-        if settings.resolved_provider() == "local":
+    if rerank and pool and not allow_local_rerank:
+        name = getattr(client, "provider_name", None) if client is not None else settings.resolved_provider()
+        if name == "local":
             rerank = False
             result.notes.append("LLM rerank skipped: the embedded local model is too small to judge datasets. Set "
-                                "ANTHROPIC_API_KEY (or an OpenAI-compatible server), or pass a client explicitly.")
+                                "ANTHROPIC_API_KEY (or an OpenAI-compatible server) to rerank.")
     if rerank and pool:
         from .rerank import rerank_candidates
 

@@ -121,3 +121,8 @@ def test_auto_client_skips_rerank_with_the_embedded_model(tiny_index, monkeypatc
     res = search("detect sarcasm in tweets", top_k=2, index=tiny_index)  # rerank=True by default
     assert not res.reranked and res.ids()[0] == "sarcasm_tweets"
     assert any("rerank skipped" in n for n in res.notes)
+    from datatune_core.llm import get_client as gc
+
+    local = gc(provider="local")  # an explicit client for the embedded model is skipped too (no model is loaded)
+    res = search("detect sarcasm in tweets", top_k=2, client=local, index=tiny_index)
+    assert not res.reranked and any("rerank skipped" in n for n in res.notes)
