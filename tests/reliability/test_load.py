@@ -213,6 +213,9 @@ def test_five_browser_sessions_during_a_transform_job_and_a_server_kill(env, tmp
             assert s, f"session {i} never showed the live count"
         assert st.query_one("PRAGMA integrity_check")[0] == "ok"
         assert env.srv.billed_twice() == 0 and len(env.srv.billed()) == n
+        from .harness import API_KEY  # the app ran with the key in its environment: no file holds it
+
+        assert [str(p) for p in env.home.rglob("*") if p.is_file() and API_KEY.encode() in p.read_bytes()] == []
         record_outcome(Outcome("transform", "app_killed+5_browsers", "done", job.status, False, n, n - final,
                                env.srv.billed_twice(), True, 1, len(env.srv.billed()),
                                reason=f"5 sessions, observations per session {[len(s) for s in seen]}",
