@@ -341,7 +341,7 @@ def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | No
          "problems": [{"path": p.path, "line": p.line, "message": p.message} for p in loaded.problems]},
         ensure_ascii=False), encoding="utf-8")
     if bm25_docs:
-        bm25.save(str(tmp / "bm25"))  # JSON + .npy arrays, saved and loaded with allow_pickle=False
+        bm25.save(str(tmp / "bm25"), show_progress=False)  # JSON + .npy arrays, saved and loaded with allow_pickle=False
     stats = {"n_records": len(records), "embedded": total, "cached": len(records) - total, "seeded": len(seeded),
              "build_s": round(time.perf_counter() - t0, 3), "problems": len(loaded.problems)}
     manifest = {"version": INDEX_VERSION, "fingerprint": fp, "config": config.key(), "model": MODEL_ID,
@@ -396,7 +396,7 @@ def load_index(paths: Sequence[Path | str] | None = None, home: Path | str | Non
                 data = json.loads((out / "records.json").read_text(encoding="utf-8"))
                 records = [DatasetRecord.from_dict(d) for d in data["records"]]
                 problems = [CatalogProblem(**d) for d in data["problems"]]
-                bm25 = bm25s.BM25.load(str(out / "bm25")) if (out / "bm25").is_dir() else bm25s.BM25()
+                bm25 = bm25s.BM25.load(str(out / "bm25"), show_progress=False) if (out / "bm25").is_dir() else bm25s.BM25()
                 emb = np.load(out / "embeddings.npy", allow_pickle=False)
                 idx = SearchIndex(records, emb, bm25, config, path=out, problems=problems,
                                   built_at=m.get("built_at", 0.0), stats=m.get("stats", {}))
