@@ -276,6 +276,12 @@ def export_figures(figs: dict[str, Any], out_dir: Path | str, formats: tuple[str
             fig.write_html(str(path), include_plotlyjs="directory", full_html=True)
             res.html.append(path)
     if "png" in formats and figs:
+        import importlib.util
+
+        if importlib.util.find_spec("kaleido") is None:
+            res.message = ("PNG export needs kaleido: `pip install 'datatune-studio[charts]'` (plus Chrome/Chromium); "
+                           "the charts were written as HTML instead.")
+            return res
         browser = find_browser()
         if browser is None:
             env = os.environ.get("BROWSER_PATH")
