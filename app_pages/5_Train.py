@@ -61,7 +61,8 @@ def _curves(j) -> None:
     if fig is not None:
         st.plotly_chart(fig, width="stretch", key=f"dt_curve_{j.id}_{j.progress_done}")
     if run.get("best_val_loss") is not None:
-        st.caption(f"Best validation loss {run['best_val_loss']:.4f} · adapter: {run.get('output_dir') or '–'}")
+        st.caption(f"Best validation loss {run['best_val_loss']:.4f}"
+                   + (f" · adapter: {(j.result or {}).get('adapter')}" if (j.result or {}).get("adapter") else ""))
 
 
 if job is not None:
@@ -69,13 +70,15 @@ if job is not None:
     widgets.job_panel(job.id, extra=_curves, key="train", poll_s=2.0)
 
 runs = R.training_runs(store, pid)
+adapter_of = {a["run_id"]: a["path"] for a in R.adapters(store, pid)}
 if runs:
     st.subheader("Runs")
     st.dataframe(pd.DataFrame([{"run": r["id"], "status": r["status"], "preset": r["config"].get("preset"),
                                 "model": r["config"].get("model") or "SmolLM2-135M (embedded)",
-                                "best val. loss": r.get("best_val_loss"), "adapter": r.get("output_dir")}
+                                "best val. loss": r.get("best_val_loss"),
+                                "adapter": adapter_of.get(r["id"], "")}
                                for r in runs]), hide_index=True, width="stretch")
-if any(r["status"] in ("done", "finished") or r.get("output_dir") for r in runs):
+if adapter_of:
     widgets.next_step("app_pages/6_Evaluate_Export.py", "Score the fine-tuned model on the BIG-bench task and export.")
 elif n_rows == 0:
     widgets.next_step("app_pages/4_Transform_Review.py", "Make and review rows first.", label="Go to Transform & Review")

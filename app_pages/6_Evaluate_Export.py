@@ -21,7 +21,7 @@ store = state.get_store()
 
 # ------------------------------------------------------------------------------------------ evaluation
 st.subheader("Evaluation")
-runs = [r for r in R.training_runs(store, pid) if r.get("output_dir")]
+adapters = R.adapters(store, pid)
 job = widgets.latest_job(pid, "evaluate")
 live = job is not None and job.status in widgets.LIVE_STATES
 with st.container(border=True):
@@ -30,9 +30,12 @@ with st.container(border=True):
         c1, c2, c3 = st.columns([2, 2, 1])
         chosen = c1.multiselect("BIG-bench tasks", units, default=[p.eval_task] if p.eval_task in units else [],
                                 help="The project's evaluation task is preselected (set it on the Task page).")
-        run_labels = {r["id"]: f"run {r['id']} · {r['config'].get('preset')} · {r['status']}" for r in runs}
-        run_id = c2.selectbox("Fine-tuned adapter", [None] + list(run_labels),
-                              format_func=lambda i: "base model only" if i is None else run_labels[i])
+        labels = {i: f"run {a['run_id']} (training job #{a['job_id']})" for i, a in enumerate(adapters)}
+        pick = c2.selectbox("Fine-tuned adapter", [None] + list(labels),
+                            format_func=lambda i: "base model only" if i is None else labels[i],
+                            index=1 if adapters else 0,
+                            help="Each training job keeps its best run's adapter; it is compared with the base "
+                                 "model on the same prompts.")
         limit = c3.number_input("Examples (0 = all)", min_value=0, value=50, step=10)
         why = "Evaluation job #%d is still running." % job.id if live else None
         if not units:
@@ -43,8 +46,10 @@ with st.container(border=True):
             st.caption(f":material/block: {why}")
     if go:
         with guard("Could not start the evaluation"):
-            adapter = next((r["output_dir"] for r in runs if r["id"] == run_id), None)
-            R.start_evaluation(store, pid, chosen, adapter, int(limit) or None, compare=True, run_id=run_id)
+            chosen_adapter = adapters[pick] if pick is not None else None
+            R.start_evaluation(store, pid, chosen, chosen_adapter["path"] if chosen_adapter else None,
+                               int(limit) or None, compare=True,
+                               run_id=chosen_adapter["run_id"] if chosen_adapter else None)
             st.rerun()
 if job is not None:
     widgets.job_panel(job.id, key="eval")
@@ -121,7 +126,8 @@ with st.container(border=True):
             except OSError:
                 pass
     for a in R.exports(store, pid)[:5]:
-        st.caption(f"{a['kind']}: {a['path']} ({a['meta'].get('rows', '?')} rows)")
+        rows = a["meta"].get("rows")
+        st.caption(f"{a['kind']}: {a['path']}" + (f" ({rows:,} rows)" if isinstance(rows, int) else ""))
         if a["kind"] == "export-jsonl":
             try:
                 with open(a["path"], "rb") as fh:
@@ -132,6 +138,7 @@ with st.container(border=True):
             break
 
 if not results:
-    widgets.next_hint("Pick the fine-tuned adapter and press **Evaluate**; then export the dataset.")
+    widgets.next_hint("Pick the fine-tuned adapter and press **Evaluate**; then export the dataset." if adapters else
+                      "Train a model first (or evaluate the base model alone), then export the dataset.")
 else:
     widgets.next_hint("Export the curated dataset above, or go back to any step to improve the data and retrain.")

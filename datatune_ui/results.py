@@ -33,6 +33,17 @@ def training_runs(store: Store, pid: int) -> list[dict]:
     return store.list_training_runs(pid)
 
 
+def adapters(store: Store, pid: int) -> list[dict]:
+    """Trained adapters of a project (newest first): path, run_id (the best run of its job), job_id."""
+    from pathlib import Path
+
+    out = []
+    for a in store.list_artifacts(pid, kind="adapter"):
+        if Path(a["path"]).is_dir():
+            out.append({"path": a["path"], "run_id": a["meta"].get("run_id"), "job_id": a["meta"].get("job_id")})
+    return out
+
+
 def run_for_job(store: Store, job_id: int) -> dict | None:
     r = store.query_one("SELECT id FROM training_runs WHERE job_id=? ORDER BY id DESC LIMIT 1", (job_id,))
     if r is None:
@@ -96,8 +107,9 @@ def eval_figure(results: list[dict]):
             continue
         seen.add(key)
         rows.append({"task": r["task"], "model": r["variant"], "normalized score": r["normalized_score"]})
-    fig = px.bar(rows, x="task", y="normalized score", color="model", barmode="group", height=340)
-    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    fig = px.bar(rows, x="task", y="normalized score", color="model", barmode="group", height=340, text_auto=".1f")
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12),
+                      yaxis_title="normalized score (0 = random, 100 = best)")
     return fig
 
 

@@ -128,14 +128,19 @@ class Browser:
 
         return self.d.find_element(By.TAG_NAME, "body").text
 
-    def wait_text(self, needle: str, timeout_s: float = 60) -> None:
+    def wait_text(self, needle: str, timeout_s: float = 60, fail_on: tuple[str, ...] = ("The job failed",)) -> None:
+        """Wait for `needle` on the page; stop early when one of `fail_on` shows up instead."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if needle in self.text():
-                    return
+                text = self.text()
             except Exception:
-                pass
+                text = ""
+            if needle in text:
+                return
+            bad = [f for f in fail_on if f in text]
+            if bad:
+                raise AssertionError(f"{bad[0]!r} while waiting for {needle!r}:\n{text[:3000]}")
             time.sleep(0.3)
         raise TimeoutError(f"{needle!r} did not appear within {timeout_s} s; page text:\n{self.text()[:3000]}")
 

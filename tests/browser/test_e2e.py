@@ -12,57 +12,16 @@ cached in test-output/e2e-cache/ after the first run.
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from datatune_core.config import shared_dir
-
-from .harness import ROOT, AppServer, Browser, browser_available, e2e_responder, select_option, type_into
+from .harness import Browser, select_option, type_into
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CACHE = ROOT / "test-output" / "e2e-cache" / "index"
 EDIT = "EDITED IN THE BROWSER"
 NOTE = "e2e off-topic"
-
-
-@pytest.fixture
-def studio(tmp_path: Path):
-    why = browser_available()
-    if why:
-        pytest.skip(why)
-    if shared_dir() is None:
-        pytest.skip("needs ../shared (BIG-bench demo tasks and catalog rows)")
-    from datatune_core import jobs as J
-    from datatune_core.store import Store
-    from tests.fakes.messages_server import MessagesServer
-
-    home = tmp_path / "home"
-    home.mkdir()
-    if CACHE.is_dir():
-        shutil.copytree(CACHE, home / "index")
-    srv = MessagesServer(responder=e2e_responder).start()
-    app = AppServer(home, {"ANTHROPIC_API_KEY": srv.api_key, "ANTHROPIC_BASE_URL": srv.url,
-                           "DATATUNE_LLM_TIMEOUT": "20"}).start()
-    browser = Browser(tmp_path / "chrome-profile")
-    store = Store.open(home)
-    try:
-        yield app, browser, store, srv
-    finally:
-        browser.quit()
-        for j in store.list_jobs(limit=100):
-            if j.status in ("queued", "running"):
-                J.cancel_job(store, j.id)
-                J.kill_job(store, j.id)
-        app.stop()
-        srv.stop()
-        if not CACHE.is_dir() and (home / "index").is_dir():
-            CACHE.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(home / "index", CACHE)
-        store.close()
 
 
 def test_task_to_reviewed_dataset_in_the_browser(studio):
