@@ -169,6 +169,7 @@ def rate_pairs(pairs: Sequence[tuple[str, str]], client: Any, task: str | None =
         return [], ""
     by_id = {id(r): i for i, r in enumerate(reqs)}
     items: list[Rated] = [(None, "failed")] * len(reqs)
+    bad_text: dict[int, str] = {}
     model = ""
     for res in client.bulk(reqs, concurrency=concurrency):
         i = by_id.get(id(res.request))
@@ -185,7 +186,32 @@ def rate_pairs(pairs: Sequence[tuple[str, str]], client: Any, task: str | None =
             reply = reply.model_dump()
         value, status = parse_rating(reply)
         items[i] = (float(value) if value is not None else None, status)
+        if status == "malformed":
+            bad_text[i] = res.text or ""
+    if bad_text:
+        # One re-ask for replies that held no rating (e.g. cut off): a different request, so nothing is billed
+        # twice; a reply that is still not a rating stays "malformed".
+        again = [reask_request(reqs[i], bad_text[i], i) for i in sorted(bad_text)]
+        for res in client.bulk(again, concurrency=concurrency):
+            i = int((getattr(res.request, "metadata", None) or {}).get("judge_index", -1))
+            if not 0 <= i < len(reqs) or not res.ok:
+                continue
+            reply = res.parsed if res.parsed is not None else res.text
+            value, status = parse_rating(reply)
+            if status != "malformed":
+                items[i] = (float(value) if value is not None else None, status)
     return items, model
+
+
+def reask_request(req: Any, bad: str, index: int) -> Any:
+    """The follow-up turn asking for just the rating after a reply that held none."""
+    from .llm.base import LLMRequest
+
+    msgs = list(req.messages) + [{"role": "assistant", "content": (bad or "(no answer)")[:200]},
+                                 {"role": "user", "content": "Reply with only one digit from 1 to 5."}]
+    return LLMRequest(messages=msgs, shared_prefix=req.shared_prefix, system=req.system, max_tokens=8,
+                      temperature=0.0, role=req.role, stage=req.stage, unit_key=f"{req.unit_key}:reask",
+                      metadata={"judge_index": index, "reask": True})
 
 
 def judge_difficulty(pairs: Sequence[tuple[str, str]], client: Any, task: str | None = None,
