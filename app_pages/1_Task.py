@@ -110,6 +110,24 @@ with c1:
     st.number_input("Budget for LLM calls (US$)", min_value=0.0, step=1.0, key=bg_key,
                     help="Jobs pause (resumable) before exceeding it. 0 = no budget.",
                     on_change=lambda: state.update_settings(pid, budget_usd=st.session_state[bg_key] or None))
+    with st.expander("Models and batching"):
+        cm_key, sm_key, bt_key = f"dt_cheap_{pid}", f"dt_strong_{pid}", f"dt_batches_{pid}"
+        st.session_state[cm_key] = settings.get("cheap_model") or ""
+        st.session_state[sm_key] = settings.get("strong_model") or ""
+        st.session_state[bt_key] = bool(settings.get("use_batches"))
+        st.text_input("Model for per-row work", key=cm_key, placeholder=info.get("cheap_model") or "provider default",
+                      help="Cheap, fast model used once per row (transform, synthetic data, difficulty judge).",
+                      on_change=lambda: state.update_settings(pid, cheap_model=st.session_state[cm_key].strip()
+                                                              or None))
+        st.text_input("Model for ranking and planning", key=sm_key,
+                      placeholder=info.get("strong_model") or "provider default",
+                      help="Stronger model used a few times per dataset (rerank, task expansion, plan).",
+                      on_change=lambda: state.update_settings(pid, strong_model=st.session_state[sm_key].strip()
+                                                              or None))
+        st.checkbox("Send bulk jobs through the Message Batches API (Claude)", key=bt_key,
+                    help="Half price and nothing billed twice even if the worker is killed; results arrive when "
+                         "the batch finishes instead of row by row.",
+                    on_change=lambda: state.update_settings(pid, use_batches=bool(st.session_state[bt_key])))
 with c2:
     with st.container(border=True):
         used = info.get("provider", "local")

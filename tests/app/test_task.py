@@ -123,3 +123,24 @@ def test_embedded_model_note_without_key(app_home, store):
     at = open_app(TASK, project=pid)
     t = texts(at)
     assert "not set" in t and "SmolLM2" in t
+
+
+def test_model_and_batching_settings_are_stored(app_home, store):
+    pid = store.create_project("T", "Classify it.", [{"input": "a", "output": "x"}])
+    at = open_app(TASK, project=pid)
+    [cheap] = [t for t in at.text_input if t.label == "Model for per-row work"]
+    cheap.input("my-cheap-model").run()
+    [strong] = [t for t in at.text_input if t.label == "Model for ranking and planning"]
+    strong.input("my-strong-model").run()
+    [batches] = [c for c in at.checkbox if c.label.startswith("Send bulk jobs through the Message Batches API")]
+    batches.check().run()
+    s = store.get_project(pid).settings
+    assert (s["cheap_model"], s["strong_model"], s["use_batches"]) == ("my-cheap-model", "my-strong-model", True)
+    # the LLM layer picks them up for this project's jobs
+    from datatune_core.llm import get_client
+
+    client = get_client(store, project_id=pid, provider="anthropic", api_key="k", base_url="http://127.0.0.1:9")
+    assert client.config.models == {"cheap": "my-cheap-model", "strong": "my-strong-model"}
+    assert client.config.use_batches is True
+    cheap.set_value("").run()
+    assert "cheap_model" not in store.get_project(pid).settings
