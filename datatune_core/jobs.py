@@ -36,6 +36,8 @@ STALE_AFTER_S = 20.0
 # kind -> "module:function"; each stage module adds its own entry.
 JOB_KINDS: dict[str, str] = {
     "index": "datatune_core.retrieve:run_index_job",
+    "search": "datatune_core.retrieve:run_search_job",
+    "dry_run": "datatune_core.transform:run_dry_run_job",
     "transform": "datatune_core.transform:run_transform_job",
     "synth": "datatune_core.synth:run_synth_job",
     "train": "datatune_core.train:run_train_job",

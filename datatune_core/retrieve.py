@@ -12,6 +12,7 @@ LLM reranker (`rerank.py`, self-consistency votes).
     >>> from datatune_core.retrieve import search
     >>> res = search("Decide whether a tweet is sarcastic", top_k=5, rerank=False)
     >>> [c.record.id for c in res.candidates]
+    >>> job_id = start_search(store, project_id, top_k=10)    # job kind "search": candidates saved to the store
 """
 
 from __future__ import annotations
@@ -393,3 +394,63 @@ def run_index_job(ctx: Any) -> dict:
     ctx.progress(f"index ready: {stats['n_records']} records ({stats['embedded']} embedded, {stats['cached']} cached)",
                  done=n, total=n)
     return stats
+
+
+def start_search(store: Any, project_id: int, query: str | None = None, top_k: int = 10, rerank: bool = True,
+                 catalogs: Sequence[Path | str] | None = None, background: bool = True) -> int:
+    """Start the project's dataset search as job kind "search"; returns the job id at once."""
+    from .jobs import start_job
+
+    cfg: dict[str, Any] = {"query": query or "", "top_k": int(top_k), "rerank": bool(rerank)}
+    if catalogs:
+        cfg["catalogs"] = [str(Path(c).resolve()) for c in catalogs]
+    return start_job(store, "search", cfg, project_id=project_id, background=background)
+
+
+def run_search_job(ctx: Any) -> dict:
+    """Job kind "search": retrieval for a project, its candidates saved to the store (decisions are kept).
+
+    Config: {"query" (empty: the project's task), "top_k", "rerank", "catalogs" (default: the default catalogs)}.
+    Builds the index first when needed (with progress), reranks with the project's LLM, guards against the
+    project's evaluation unit."""
+    from .errors import UserError
+    from .spec import spec_from_project
+
+    store, pid, cfg = ctx.store, ctx.project_id, ctx.config or {}
+    if pid is None:
+        raise UserError("A dataset search needs a project.")
+    project = store.get_project(pid)
+    query = (cfg.get("query") or "").strip()
+    try:
+        spec = spec_from_project(project)
+    except UserError:
+        spec = None
+    target: Any = spec if spec is not None and (not query or query == spec.query_text()) else query
+    if not target:
+        raise UserError("Describe the task on the Task page (or type a search text) before searching.")
+    ctx.set_total(3)
+    ctx.progress("loading the search index (built on first use: a few minutes on a small CPU)", done=0)
+
+    def report(msg: str, done: int, total: int) -> None:
+        ctx.check_cancel()
+        ctx.progress(f"building the search index: {msg} ({done}/{max(total, 1)})")
+
+    index = load_index(cfg.get("catalogs") or None, home=store.home, progress=report)
+    ctx.check_cancel()
+    rerank = bool(cfg.get("rerank", True))
+    client = None
+    if rerank:
+        from .llm import get_client
+
+        client = get_client(store, project_id=pid, job_id=ctx.job_id, stage="retrieve")
+    ctx.progress("searching" + (" and asking the language model to rerank" if rerank else ""), done=1)
+    result = search(target, top_k=int(cfg.get("top_k", 10)), rerank=rerank, client=client,
+                    eval_task=project.eval_task, home=store.home, index=index)
+    ctx.progress("saving the candidates", done=2)
+    n = save_candidates(store, pid, result)
+    for note in result.notes:
+        ctx.log(note)
+    ctx.commit("search", {"candidates": len(result.candidates), "excluded": len(result.excluded)})
+    ctx.progress(f"found {len(result.candidates)} candidates, {len(result.excluded)} excluded", done=3)
+    return {"candidates": len(result.candidates), "excluded": len(result.excluded), "saved": n,
+            "reranked": result.reranked, "notes": result.notes}

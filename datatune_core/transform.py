@@ -13,6 +13,8 @@ received come from the response cache - so kill -9 + resume loses no row and pay
 
     >>> job_id = start_transform(store, project_id, TransformOptions(target_size=200))   # job kind "transform"
     >>> res = dry_run(store, project_id, "bigbench/temporal_sequences", "default", k=5)  # no rows written
+    >>> job_id = start_dry_run(store, project_id, "bigbench/temporal_sequences")  # job kind "dry_run"; the result
+    >>> last_dry_run(store, project_id, "bigbench/temporal_sequences", None)      # is kept as an artifact
 """
 
 from __future__ import annotations
@@ -424,6 +426,56 @@ def dry_run(store, project_id: int, dataset_id: str, config: str | None = None, 
         notes.append(qn)
     return DryRunResult(dataset_id, prep.config, decision, samples, prep.plan_version, prep.mapping_version, n_total,
                         est, float(budget) if budget else None, notes)
+
+
+DRY_RUN_ARTIFACT = "dry_run"  # artifact kind: the last dry run of each source (path "<dataset_id>|<config>")
+
+
+def save_dry_run(store, project_id: int, res: DryRunResult) -> int:
+    """Keep a dry run as an artifact so a refresh (or another tab, or the CLI) still shows it."""
+    d = json.loads(json.dumps(res.to_dict(), default=str))
+    return store.add_artifact(project_id, DRY_RUN_ARTIFACT, f"{res.dataset_id}|{res.config or ''}", d)
+
+
+def last_dry_run(store, project_id: int, dataset_id: str, config: str | None) -> dict | None:
+    """The newest stored dry run of a source (a `DryRunResult.to_dict()`), or None."""
+    for a in store.list_artifacts(project_id, DRY_RUN_ARTIFACT):
+        if a["path"] == f"{dataset_id}|{config or ''}":
+            return a["meta"]
+    return None
+
+
+def start_dry_run(store, project_id: int, dataset_id: str, config: str | None = None, k: int = 5,
+                  path: str = "auto", use_llm: bool = True, background: bool = True) -> int:
+    """Start a dry run as job kind "dry_run" (the embedded model can take minutes on a small CPU)."""
+    from .jobs import start_job
+
+    TransformOptions(path=path)  # fail early on a bad path
+    if k < 1:
+        raise UserError("A dry run needs at least 1 row (k >= 1).")
+    cfg = {"dataset_id": dataset_id, "config": config, "path": path, "k": int(k), "use_llm": bool(use_llm)}
+    return start_job(store, "dry_run", cfg, project_id=project_id, total=1, background=background)
+
+
+def run_dry_run_job(ctx, client=None) -> dict:
+    """Job kind "dry_run": `dry_run` on k rows of one source, kept as an artifact (`last_dry_run`); no rows."""
+    cfg = ctx.config or {}
+    if ctx.project_id is None:
+        raise UserError("A dry run needs a project.")
+    if not cfg.get("dataset_id"):
+        raise UserError("A dry run needs a dataset_id.")
+    k = int(cfg.get("k", 5))
+    opts = TransformOptions(path=cfg.get("path", "auto"), use_llm=bool(cfg.get("use_llm", True)))
+    ctx.set_total(1)
+    ctx.progress(f"transforming {k} sample rows of {cfg['dataset_id']}", done=0)
+    if client is None:
+        client = make_client(ctx.store, ctx.project_id, ctx.job_id, opts)
+    res = dry_run(ctx.store, ctx.project_id, cfg["dataset_id"], cfg.get("config"), k=k, client=client, options=opts)
+    art = save_dry_run(ctx.store, ctx.project_id, res)
+    kept = sum(1 for s in res.samples if s.status == "kept")
+    ctx.commit("dry", {"kept": kept, "artifact_id": art})
+    ctx.progress(f"{kept} of {len(res.samples)} sample rows kept", done=1)
+    return {"kept": kept, "rows": len(res.samples), "path": res.decision.path, "artifact_id": art}
 
 
 # ---------------------------------------------------------------------------------------------- job

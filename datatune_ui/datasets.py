@@ -12,7 +12,6 @@ import re
 from datatune_core import jobs as J
 from datatune_core.store import Store
 
-from .jobs import SEARCH_KIND
 from .uploads import DATASET_TYPES, save_upload
 
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
@@ -34,8 +33,9 @@ def start_index(store: Store, pid: int | None) -> int:
 
 
 def start_search(store: Store, pid: int, query: str, top_k: int = 10, rerank: bool = True) -> int:
-    return J.start_job(store, SEARCH_KIND, {"query": query, "top_k": int(top_k), "rerank": bool(rerank)},
-                       project_id=pid)
+    from datatune_core.retrieve import start_search as _start
+
+    return _start(store, pid, query, top_k=top_k, rerank=rerank)
 
 
 def default_query(project) -> str:

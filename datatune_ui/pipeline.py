@@ -1,12 +1,12 @@
 """Accessors over the transformation library for the Plan and Transform pages (no pipeline logic here).
 
 Reading is always from the store (latest versions of the expanded task, column mapping and plan); writing a
-user edit stores a new version with author "user" through the library's own save functions. The last dry run
-of each source is kept as an artifact, so a refresh still shows it.
+user edit stores a new version with author "user" through the library's own save functions. Dry runs are
+engine jobs (kind "dry_run"); the last one of each source is kept as an artifact, so a refresh still shows it.
 
     >>> srcs = accepted_sources(store, pid)
     >>> prep = prepare(store, pid, srcs[0]["dataset_id"], srcs[0]["config"])      # creates missing versions
-    >>> res = run_dry(store, pid, srcs[0]["dataset_id"], srcs[0]["config"])
+    >>> job_id = start_dry(store, pid, srcs[0]["dataset_id"], srcs[0]["config"])   # job kind "dry_run"
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from dataclasses import asdict
 from typing import Any
 
 from datatune_core.store import Store
-
-DRY_KIND = "dry_run"
-
 
 def _transform():
     from datatune_core import transform
@@ -144,31 +141,13 @@ def plan_diff(a: dict, b: dict, va: int, vb: int) -> str:
         or "(no difference)"
 
 
-def run_dry(store: Store, pid: int, dataset_id: str, config: str | None, path: str = "auto", k: int = 5) -> dict:
-    """A dry run on k sample rows (no rows written); kept as an artifact so a refresh still shows it."""
-    t = _transform()
-    opts = t.TransformOptions(path=path)
-    res = t.dry_run(store, pid, dataset_id, config, k=k, client=client_for(store, pid), options=opts)
-    d = res.to_dict()
-    store.add_artifact(pid, DRY_KIND, f"{dataset_id}|{config or ''}", json.loads(json.dumps(d, default=str)))
-    return d
-
-
 def last_dry(store: Store, pid: int, dataset_id: str, config: str | None) -> dict | None:
-    for a in store.list_artifacts(pid, DRY_KIND):
-        if a["path"] == f"{dataset_id}|{config or ''}":
-            return a["meta"]
-    return None
+    return _transform().last_dry_run(store, pid, dataset_id, config)
 
 
 def start_dry(store: Store, pid: int, dataset_id: str, config: str | None, path: str = "auto", k: int = 5) -> int:
-    """The dry run as a background job (the embedded model can take minutes on a small CPU)."""
-    from datatune_core.jobs import start_job
-
-    from .jobs import DRY_KIND
-
-    return start_job(store, DRY_KIND, {"dataset_id": dataset_id, "config": config, "path": path, "k": k},
-                     project_id=pid)
+    """The dry run as a background job (kind "dry_run"; the embedded model can take minutes on a small CPU)."""
+    return _transform().start_dry_run(store, pid, dataset_id, config, k=k, path=path)
 
 
 def transform_defaults() -> dict:

@@ -44,7 +44,9 @@ def register(app: typer.Typer) -> None:
                  votes: int = typer.Option(5, help="Rerank self-consistency votes."),
                  rerank_n: int = typer.Option(25, "--rerank-n", help="How many top results the LLM reranks."),
                  mode: str = typer.Option("hybrid", help="hybrid | bm25 | dense."),
-                 as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")):
+                 as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+                 background: bool = typer.Option(False, "--background", help="With --project: run the search as a "
+                                                 "background job (kind search) and print its id.")):
         """Rank datasets for a task: hybrid search (+ LLM rerank) with the leakage guard."""
         from ..errors import UserError
         from ..retrieve import save_candidates, search
@@ -53,6 +55,17 @@ def register(app: typer.Typer) -> None:
         if mode not in ("hybrid", "bm25", "dense"):
             raise UserError("--mode must be hybrid, bm25 or dense.")
         paths = list(catalog) if catalog else None
+        if background:
+            from ..retrieve import start_search
+
+            if not project or queries is not None or mode != "hybrid":
+                raise UserError("--background searches for a project: give --project P (and optionally the search "
+                                "text, --catalog, --top-k, --no-rerank) without --queries/--mode.")
+            store = open_store()
+            proj = resolve_project(store, project)
+            job_id = start_search(store, proj.id, text, top_k=top_k, rerank=not no_rerank, catalogs=paths)
+            typer.echo(f"search job {job_id} started; follow it with `datatune jobs show {job_id}`")
+            return
         if queries is not None:
             if output is None:
                 raise UserError("Batch mode needs --output R.jsonl next to --queries Q.jsonl.")

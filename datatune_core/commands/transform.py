@@ -128,14 +128,21 @@ def register(app: typer.Typer) -> None:
     @sub.command("dry-run")
     def dry(project: str, dataset: str, config: str = typer.Option(None), k: int = typer.Option(5, "-k"),
             llm: bool = typer.Option(True), path: str = typer.Option("auto", help="auto | template | llm"),
-            as_json: bool = typer.Option(False, "--json")):
+            as_json: bool = typer.Option(False, "--json"),
+            background: bool = typer.Option(False, "--background", help="Run as a background job (kind dry_run) "
+                                            "and print its id; the app's Plan page shows the result.")):
         """k sample rows source -> target with rejections, the chosen path and the cost estimate (writes no rows)."""
-        from ..transform import TransformOptions, dry_run
+        from ..transform import TransformOptions, dry_run, save_dry_run, start_dry_run
 
         store = open_store()
         p = resolve_project(store, project)
+        if background:
+            job_id = start_dry_run(store, p.id, dataset, config, k=k, path=path, use_llm=llm)
+            typer.echo(f"dry_run job {job_id} started; follow it with `datatune jobs show {job_id}`")
+            return
         opts = TransformOptions(use_llm=llm, path=path)
         res = dry_run(store, p.id, dataset, config, k=k, client=_client(store, p.id, llm, "transform"), options=opts)
+        save_dry_run(store, p.id, res)  # the app's Plan page shows the latest dry run of each source
         if as_json:
             print_json(res.to_dict())
             return
