@@ -115,6 +115,11 @@ def resolve_model_path(path_or_default: str | Path | None) -> str:
         return str(default_model_path())
     p = Path(key).expanduser()
     if p.exists():
+        if p.is_dir() and not (p / "config.json").is_file() and (p / "adapter_config.json").is_file():
+            base = _adapter_base_name(p)
+            raise UserError(f"{p} is a LoRA adapter folder, not a base model. Pass its base model with --model"
+                            + (f" ({base})" if base else "") + "; to score the adapter use "
+                            f"`datatune eval --adapter {p}`.")
         if p.is_dir() and not (p / "config.json").is_file():
             raise UserError(f"{p} is a folder without config.json; pass a Hugging Face model folder "
                             "(saved with save_pretrained) or a .gguf file.")
@@ -123,6 +128,15 @@ def resolve_model_path(path_or_default: str | Path | None) -> str:
         return key
     raise UserError(f"Model {key!r} was not found locally. Pass a local model folder or .gguf file, or set "
                     "DATATUNE_HUB_ONLINE=1 (with network access) to download Hub ids such as 'org/name'.")
+
+
+def _adapter_base_name(folder: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        return None
 
 
 def load_tokenizer(path_or_default: str | Path | None = None) -> Any:

@@ -218,6 +218,17 @@ class PreparedData:
     train_input_hashes: list[str]
 
 
+MIN_ROWS_FOR_VAL = 10  # below this, no validation split (smoke runs still train, with a warning)
+
+
+def few_rows_warning(n_rows: int) -> str | None:
+    """The warning shown (job log, job result, CLI) when a training set is too small for a validation split."""
+    if n_rows >= MIN_ROWS_FOR_VAL:
+        return None
+    return (f"Only {n_rows} training row{'s' if n_rows != 1 else ''}: no validation split; expect overfitting "
+            "\u2014 aim for a few hundred rows.")
+
+
 def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: str) -> PreparedData:
     import random
 
@@ -236,7 +247,7 @@ def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: 
     if not rows:
         raise UserError("No training rows: keep or edit some rows on the Review page (or pass --data FILE with "
                         "'input' and 'output' columns).")
-    n_val = int(round(len(rows) * cfg.val_fraction)) if len(rows) >= 10 else 0
+    n_val = int(round(len(rows) * cfg.val_fraction)) if len(rows) >= MIN_ROWS_FOR_VAL else 0
     val_rows, train_rows_ = rows[:n_val], rows[n_val:]
     feats, dropped = [], 0
     for part in (train_rows_, val_rows):
@@ -256,6 +267,9 @@ def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: 
     stats = {"rows": n_in, "empty": n_empty, "leaked_removed": n_leak, "too_long": dropped, "train": len(train_rows_),
              "val": len(val_rows), "train_sequences": len(train), "prompt_style": style,
              "train_tokens": sum(len(f["input_ids"]) for f in train)}
+    warning = few_rows_warning(len(rows))
+    if warning:
+        stats["warnings"] = [warning]
     return PreparedData(train, val, stats, sorted({text_hash(r["input"]) for r in train_rows_ + val_rows}))
 
 
@@ -606,6 +620,8 @@ def _train_job(ctx: Any) -> dict:
         ctx.log(f"data: {json.dumps(data.stats)}")
         if data.stats["leaked_removed"]:
             ctx.log(f"removed {data.stats['leaked_removed']} rows equal to evaluation test inputs", level="warning")
+        for w in data.stats.get("warnings", []):
+            ctx.log(w, level="warning")
         ctx.commit("data", data.stats)
     combos = cfg.combos()
     results = []
@@ -671,7 +687,8 @@ def _train_job(ctx: Any) -> dict:
                                   run_id=best["run_id"]))
     store.add_artifact(ctx.project_id, "adapter", str(adapter), {"run_id": best["run_id"], "job_id": ctx.job_id,
                                                                  "best_val_loss": best["best_val_loss"]})
-    final = {"adapter": str(adapter), "best_run_id": best["run_id"], "runs": results, "stats": data.stats}
+    final = {"adapter": str(adapter), "best_run_id": best["run_id"], "runs": results, "stats": data.stats,
+             "warnings": list(data.stats.get("warnings", []))}
     ctx.commit("final", final)
     # unit commits (data, checkpoints, runs) also bump progress_done; show optimizer steps, as during training
     ctx.progress("finished", done=sum(int(r.get("steps") or 0) for r in results))

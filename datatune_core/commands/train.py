@@ -65,6 +65,11 @@ def register(app: typer.Typer) -> None:
             max_rows=max_rows, max_seq_len=max_seq_len, val_fraction=val_fraction, eval_every=eval_every,
             save_every=save_every, target_modules=tm, grid=grid or None, packing=packing or None, qlora=qlora,
             eval_tasks=eval_tasks or None, seed=seed, data_file=data)
+        if model is not None:
+            from ..models import DEFAULT_ALIASES, resolve_model_path
+
+            if model.strip().lower() not in DEFAULT_ALIASES:
+                resolve_model_path(model)  # a missing path / adapter folder fails here, before a job starts
         job_id = start_training(store, pid, cfg)
         if background:
             typer.echo(f"Started training job {job_id}; follow it with `datatune jobs logs {job_id}`.")
@@ -74,6 +79,8 @@ def register(app: typer.Typer) -> None:
         res = job.result or {}
         runs = res.get("runs") or []
         best = next((x for x in runs if x.get("run_id") == res.get("best_run_id")), {})
+        for w in res.get("warnings") or []:
+            typer.secho(f"Warning: {w}", fg=typer.colors.YELLOW, err=True)
         print_json({"job_id": job_id, "status": job.status, "adapter": res.get("adapter"),
                     "best_val_loss": best.get("best_val_loss"), "steps": best.get("steps")})
         if job.status != "done":
