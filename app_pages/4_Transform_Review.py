@@ -11,7 +11,9 @@ import plotly.express as px
 import streamlit as st
 
 from datatune_ui import pipeline, review, state, widgets
+from datatune_ui import quality as Q
 from datatune_ui.errors import guard, show_error
+from datatune_ui.jobs import QUALITY_KIND, SYNTH_KIND
 
 widgets.header(
     "Transform and review",
@@ -87,6 +89,53 @@ def _live_figures(j) -> None:
 if job is not None:
     st.subheader("Transformation job")
     widgets.job_panel(job.id, extra=_live_figures, key="tf")
+
+# ------------------------------------------------------------------------------------------ synthetic rows
+synth_job = widgets.latest_job(pid, SYNTH_KIND)
+synth_live = synth_job is not None and synth_job.status in widgets.LIVE_STATES
+with st.expander("Add synthetic rows", expanded=synth_live):
+    st.caption("The language model writes new examples from your task description alone (as Prompt2Model does). "
+               "Every example passes the same checks as transformed rows, so duplicates of rows you already have "
+               "are rejected. Mix them with the transformed rows further down.")
+    sdef = pipeline.synth_defaults()
+    with st.form(f"dt_syn_{pid}", border=False):
+        s1, s2, s3 = st.columns(3)
+        n_syn = s1.number_input("Synthetic rows to keep", min_value=1, max_value=100_000, step=50,
+                                value=int(settings.get("target_size") or 300) // 2 or 1,
+                                help="The job stops once this many synthetic rows pass validation (or after 3x the "
+                                     "calls that would need).")
+        per_call = s2.number_input("Examples per call", min_value=1, max_value=20, value=int(sdef["per_call"]))
+        syn_budget = s3.number_input("Budget for this run (US$, 0 = none)", min_value=0.0, step=1.0, value=0.0,
+                                     key=f"dt_syn_budget_{pid}")
+        syn_why = None
+        if not (p.instruction or "").strip():
+            syn_why = "Describe the task on the Task page first: synthetic rows are written from it."
+        elif synth_live:
+            syn_why = f"Synthetic job #{synth_job.id} is still running; cancel it or wait for it to finish."
+        syn_go = st.form_submit_button("Generate synthetic rows", icon=":material/auto_awesome:",
+                                       disabled=syn_why is not None, help=syn_why)
+        if syn_why:
+            st.caption(f":material/block: {syn_why}")
+    if syn_go:
+        with guard("Could not start the synthetic generation"):
+            pipeline.start_synth(store, pid, int(n_syn), int(per_call), float(syn_budget) or None)
+            st.rerun()
+
+
+def _synth_figures(j) -> None:
+    run_id = (j.config or {}).get("run_id") or f"synth-{j.id}"
+    by = pipeline.run_rows(store, pid, run_id)["by_status"]
+    usage = review.llm_usage(store, pid, j.id)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Synthetic kept", f"{by.get('kept', 0) + by.get('edited', 0):,}")
+    c2.metric("Rejected", f"{by.get('rejected', 0):,}")
+    c3.metric("LLM calls", f"{usage['calls']:,}", help=f"{usage['cached']:,} answered from the cache")
+    c4.metric("Cost so far", f"${usage['cost_usd']:,.4f}")
+
+
+if synth_job is not None:
+    st.subheader("Synthetic generation job")
+    widgets.job_panel(synth_job.id, extra=_synth_figures, key="synth")
 
 # ------------------------------------------------------------------------------------------ review
 st.divider()
@@ -226,6 +275,89 @@ if total:
                     st.dataframe([{"when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["created_at"])),
                                    "field": e["field"], "old": e["old_value"], "new": e["new_value"]}
                                   for e in pv["edits"]], hide_index=True, width="stretch")
+
+# ------------------------------------------------------------------------------------------ the mix
+st.divider()
+st.subheader("Curated dataset: transformed and synthetic rows")
+by_source = pipeline.source_counts(store, pid)
+cur_mix = pipeline.current_mix(store, pid)
+n_tr, n_syn_kept = by_source.get("transformed", 0), by_source.get("synthetic", 0)
+if n_syn_kept == 0 and cur_mix is None:
+    st.caption(f"The curated dataset is every kept row ({n_tr:,} transformed). Add synthetic rows above to mix "
+               "the two sources by share, as DataTune + synthetic data does in the paper.")
+else:
+    MK = f"dt_mix_{pid}_"
+    st.caption("Training, the quality profile and the exports use this mix. A source short of its share is "
+               "topped up from the other; rows with the same input appear once.")
+    x1, x2 = st.columns([2, 1])
+    share = x1.slider("Synthetic share (%)", 0, 100, step=5, key=MK + "share",
+                      value=int(round(100 * cur_mix["synthetic_share"])) if cur_mix else 50,
+                      help="The rest of the curated dataset comes from the transformed rows.")
+    target_mix = x2.number_input("Rows in the curated dataset (0 = all kept rows)", min_value=0, step=100,
+                                 key=MK + "target",
+                                 value=int((cur_mix or {}).get("target_size") or 0) or
+                                 min(n_tr + n_syn_kept, 2 * min(n_tr, n_syn_kept) or n_tr + n_syn_kept))
+    with guard("Could not preview the mix"):
+        prev = pipeline.mix_preview(store, pid, int(target_mix) or None, share / 100)
+        got = prev["by_source"]
+        y1, y2, y3, y4 = st.columns(4)
+        y1.metric("Rows", f"{prev['rows']:,}")
+        y2.metric("Transformed", f"{got.get('transformed', 0):,}", help=f"{n_tr:,} kept")
+        y3.metric("Synthetic", f"{got.get('synthetic', 0):,}", help=f"{n_syn_kept:,} kept")
+        y4.metric("Duplicates dropped", f"{prev['duplicates_dropped']:,}")
+        if prev["short_by"]:
+            st.warning(f"Only {prev['rows']:,} rows are available; the target is {prev['target']:,}. Generate "
+                       "more synthetic rows or transform more data.", icon=":material/warning:")
+    z1, z2, _ = st.columns([1.2, 1.2, 3])
+    with z1:
+        use_mix = widgets.button("Use this mix", key=MK + "save", icon=":material/tune:", type="primary")
+    with z2:
+        clear_mix = widgets.button("Use every kept row", key=MK + "clear", icon=":material/select_all:",
+                                   disabled_reason=None if cur_mix else "No mix is set: every kept row is used.")
+    if use_mix or clear_mix:
+        with guard("Could not save the mix"):
+            pipeline.save_mix(store, pid, int(target_mix) or None, share / 100 if use_mix else None)
+            st.session_state[MK + "msg"] = "Saved the mix." if use_mix else "The curated dataset is every kept row."
+            st.rerun()
+    mix_msg = st.session_state.pop(MK + "msg", None)
+    if mix_msg:
+        st.success(mix_msg, icon=":material/check:")
+    if cur_mix:
+        st.caption(f"In use: {round(100 * cur_mix['synthetic_share'])}% synthetic, "
+                   + (f"{cur_mix['target_size']:,} rows." if cur_mix["target_size"] else "all kept rows."))
+
+# ------------------------------------------------------------------------------------------ quality
+st.divider()
+st.subheader("Data quality")
+q_job = widgets.latest_job(pid, QUALITY_KIND)
+q_live = q_job is not None and q_job.status in widgets.LIVE_STATES
+view = None
+with guard("Could not profile the rows"):
+    view = Q.review_profile(store, pid)
+if view is not None:
+    if view["kind"] == "stored":
+        st.caption("The full profile of the current curated rows: diversity per source (with embedding distance), "
+                   "difficulty, lengths and label balance, each next to the evaluation set when one is chosen.")
+    elif view["kind"] == "instant":
+        st.caption("A quick view of the current curated rows (no embeddings, no difficulty); it follows every edit. "
+                   "**Profile the data** for the full profile, which training runs are compared by.")
+    elif view["kind"] == "too_many":
+        st.caption(f"{view['rows']:,} rows are too many for the quick view; **Profile the data** to see the charts.")
+    if view.get("older") and view["kind"] != "stored":
+        st.caption(f"The last full profile is of an earlier version of the rows ({view['older']['n']:,} rows).")
+q_why = (f"Quality job #{q_job.id} is still running." if q_live else
+         "This version of the rows is already profiled." if view is not None and view["kind"] == "stored" else None)
+if widgets.button("Profile the data", icon=":material/analytics:", key=f"dt_rq_{pid}", disabled_reason=q_why,
+                  help="Diversity (with embeddings), difficulty, lengths, label balance, near-duplicates and overlap "
+                       "with the evaluation task, as a background job."):
+    with guard("Could not start the quality profile"):
+        Q.start_quality(store, pid)
+        st.rerun()
+if q_job is not None and q_job.status != "done":
+    widgets.job_panel(q_job.id, key="rquality")
+if view is not None and view["profile"] is not None:
+    with guard("Could not draw the quality charts"):
+        Q.show_charts(view["profile"], key=f"dt_rq_{pid}")
 
 kept_total = bs.get("kept", 0) + bs.get("edited", 0)
 if kept_total:

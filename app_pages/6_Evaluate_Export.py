@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from datatune_ui import quality as Q
 from datatune_ui import results as R
 from datatune_ui import state, task, widgets
 from datatune_ui.errors import guard
@@ -64,6 +65,29 @@ if results:
 else:
     st.caption("No evaluation yet.")
 
+# ------------------------------------------------------------------------------------------ runs + their data
+st.subheader("Training runs and the data each learned from")
+with guard("Could not read the training runs"):
+    run_items = Q.runs(store, pid)
+    if run_items:
+        st.caption("Each run's score next to the quality profile of the exact dataset version it was trained on "
+                   "(matched by the rows' content hash).")
+        rfig = Q.runs_figure(run_items)
+        if rfig is not None:
+            st.plotly_chart(rfig, width="stretch", key="dt_runs_fig")
+        st.dataframe(Q.runs_table(run_items), hide_index=True, width="stretch")
+        for item in list(reversed(run_items))[:5]:
+            ver = (item.get("dataset_version") or "")[:16]
+            with st.expander(f"{item['label']}: the quality of its data" + (f" ({ver})" if ver else "")):
+                if item.get("profile") is not None:
+                    Q.show_charts(item["profile"], key=f"dt_run_{item['run_id']}")
+                else:
+                    st.caption("This run's dataset version has no quality profile. Profile the data (below, or on "
+                               "the Transform & Review page) before changing the rows, then train; a run trained "
+                               "on the profiled version shows its charts here.")
+    else:
+        st.caption("No training runs yet.")
+
 # ------------------------------------------------------------------------------------------ quality
 st.subheader("Dataset quality")
 q_job = widgets.latest_job(pid, "quality")
@@ -74,17 +98,16 @@ if widgets.button("Profile the dataset", icon=":material/analytics:", key=f"dt_q
                                    f"Quality job #{q_job.id} is still running." if q_live else None),
                   help="Diversity, lengths, label balance, near-duplicates and overlap with the evaluation task."):
     with guard("Could not start the quality profile"):
-        R.start_quality(store, pid)
+        Q.start_quality(store, pid)
         st.rerun()
 if q_job is not None and q_job.status != "done":
     widgets.job_panel(q_job.id, key="quality")
 with guard("Could not draw the quality charts"):
-    figs = R.quality_figures(store, pid)
-    if figs:
-        cols = st.columns(2)
-        for i, (name, f) in enumerate(figs.items()):
-            if f is not None:
-                cols[i % 2].plotly_chart(f, width="stretch", key=f"dt_qfig_{name}")
+    prof = R.latest_profile(store, pid)
+    if prof is not None:
+        st.caption("The newest stored profile" + (f" (dataset version {prof.dataset_version})."
+                                                  if prof.dataset_version else "."))
+        Q.show_charts(prof, key=f"dt_eq_{pid}")
     else:
         st.caption("No quality profile yet.")
 

@@ -7,6 +7,8 @@ with chosen shares (e.g. 50/50 as in DataTune + synthetic), and writes the curat
 rows with input, output, source and provenance (dataset, config, source row id, plan version, path, LLM call id).
 
     >>> ds = build_dataset(store, project_id, MixOptions(target_size=6000, shares={"transformed": .5, "synthetic": .5}))
+    >>> set_project_mix(store, project_id, MixOptions(shares={"transformed": .7, "synthetic": .3}))  # the default
+    >>> curated_rows(store, project_id)     # what training, the quality profile and build_dataset() then use
     >>> save_dataset(store, project_id, ds)                         # -> DATATUNE_HOME/projects/<id>/dataset
     >>> export_rows(store, project_id, "tune.jsonl", "jsonl")       # -> DATATUNE_HOME/exports/<project>/tune.jsonl
 """
@@ -98,16 +100,44 @@ def mix_rows(store, project_id: int, options: MixOptions | None = None) -> tuple
     return chosen, stats
 
 
+MIX_SETTING = "mix"  # project setting: the chosen MixOptions (target size and source shares) as a dict
+
+
+def project_mix(store, project_id: int) -> MixOptions | None:
+    """The mix chosen for the project's curated dataset (the Review page or `set_project_mix`), or None."""
+    d = (store.get_project(project_id).settings or {}).get(MIX_SETTING)
+    return MixOptions.from_dict(d) if d else None
+
+
+def set_project_mix(store, project_id: int, options: MixOptions | None) -> None:
+    """Store (or clear, with None) the project's mix; `build_dataset`, training and the quality profile use it."""
+    settings = dict(store.get_project(project_id).settings or {})
+    if options is None:
+        settings.pop(MIX_SETTING, None)
+    else:
+        settings[MIX_SETTING] = options.to_dict()
+    store.update_project(project_id, settings=settings)
+
+
+def curated_rows(store, project_id: int) -> list:
+    """The rows of the curated dataset: the project's mix when one is set, else every kept and edited row."""
+    opt = project_mix(store, project_id)
+    if opt is None:
+        return store.list_rows(project_id, status=("kept", "edited"), limit=10 ** 9)
+    return mix_rows(store, project_id, opt)[0]
+
+
 def _provenance(r) -> dict:
     return {"dataset": r.dataset_id, "config": r.config, "source_row_id": r.source_row_id,
             "plan_version": r.plan_version, "path": r.path, "llm_call_id": r.llm_call_id, "run_id": r.run_id}
 
 
 def build_dataset(store, project_id: int, options: MixOptions | None = None):
-    """The curated training set as a `datasets.Dataset` (columns in `COLUMNS`, provenance as JSON text)."""
+    """The curated training set as a `datasets.Dataset` (columns in `COLUMNS`, provenance as JSON text).
+    Without `options`, the project's chosen mix (`project_mix`) applies; with neither, every kept row."""
     import datasets
 
-    rows, _ = mix_rows(store, project_id, options)
+    rows, _ = mix_rows(store, project_id, options or project_mix(store, project_id))
     data = {c: [] for c in COLUMNS}
     for r in rows:
         data["input"].append(r.input or "")

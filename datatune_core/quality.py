@@ -525,7 +525,9 @@ def load_dataset_rows(spec: str, store: Any = None) -> tuple[list[dict], dict]:
         if proj is None:
             names = ", ".join(p.name for p in st.list_projects()[:10]) or "none yet"
             raise UserError(f"No project {pname!r}. Existing projects: {names}.")
-        recs = st.list_rows(proj.id, status=("kept", "edited"), limit=10**9)
+        from .mix import curated_rows  # the project's source mix when one is set, else every kept row
+
+        recs = curated_rows(st, proj.id)
         rows = [{"input": r.input, "output": r.output, "source": r.source, "dataset_id": r.dataset_id,
                  "config": r.config} for r in recs]
         if not rows:
@@ -592,7 +594,9 @@ def find_profile(store: Any, project_id: int, dataset_version: str | None = None
 
 def current_dataset_version(store: Any, project_id: int) -> str | None:
     """The dataset version of the project's curated rows now (None when it has none)."""
-    rows = store.list_rows(project_id, status=("kept", "edited"), limit=10**9)
+    from .mix import curated_rows
+
+    rows = curated_rows(store, project_id)
     return dataset_version([{"input": r.input, "output": r.output} for r in rows]) if rows else None
 
 

@@ -164,8 +164,10 @@ def read_rows_file(path: str | Path) -> list[dict]:
 
 
 def project_rows(store: Any, project_id: int) -> list[dict]:
-    """The project's curated rows (kept + edited)."""
-    rows = store.list_rows(project_id, status=["kept", "edited"], limit=10 ** 9)
+    """The project's curated rows (kept + edited; the project's source mix when one is set, see mix.py)."""
+    from .mix import curated_rows
+
+    rows = curated_rows(store, project_id)
     return [{"input": r.input or "", "output": r.output or ""} for r in rows]
 
 

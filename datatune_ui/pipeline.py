@@ -168,3 +168,58 @@ def run_rows(store: Store, pid: int, run_id: str) -> dict:
         key = (r[0] or "unknown").split(":")[0]
         reasons[key] = reasons.get(key, 0) + r[1]
     return {"by_status": out, "by_reason": reasons}
+
+
+# ------------------------------------------------------------------------------------ synthetic rows and the mix
+def synth_defaults() -> dict:
+    from datatune_core.synth import SynthOptions
+
+    return asdict(SynthOptions())
+
+
+def start_synth(store: Store, pid: int, n_rows: int, per_call: int = 5, budget_usd: float | None = None) -> int:
+    """Prompt2Model-style synthetic rows as job kind "synth" (deduplicated against every kept row)."""
+    from datatune_core.synth import SynthOptions, start_synth as _start
+
+    return _start(store, pid, SynthOptions(n_rows=int(n_rows), per_call=int(per_call), budget_usd=budget_usd or None))
+
+
+def source_counts(store: Store, pid: int) -> dict[str, int]:
+    """Kept + edited rows per source ("transformed", "synthetic")."""
+    return {r[0]: r[1] for r in store.query("SELECT source, COUNT(*) FROM rows WHERE project_id=? AND status IN "
+                                           "('kept','edited') GROUP BY source", (pid,))}
+
+
+def current_mix(store: Store, pid: int) -> dict | None:
+    """The project's chosen mix as {"target_size", "synthetic_share"} (None: every kept row)."""
+    from datatune_core.mix import project_mix
+
+    m = project_mix(store, pid)
+    if m is None:
+        return None
+    total = sum(m.shares.values()) or 1.0
+    return {"target_size": m.target_size, "synthetic_share": m.shares.get("synthetic", 0.0) / total}
+
+
+def _mix_options(target_size: int | None, synthetic_share: float):
+    from datatune_core.mix import MixOptions
+
+    share = round(float(synthetic_share), 4)
+    return MixOptions(target_size=int(target_size) if target_size else None,
+                      shares={"transformed": round(1 - share, 4), "synthetic": share})
+
+
+def mix_preview(store: Store, pid: int, target_size: int | None, synthetic_share: float) -> dict:
+    """What a mix would give, without saving it: rows, per source, available, short_by, duplicates dropped."""
+    from datatune_core.mix import mix_rows
+
+    return mix_rows(store, pid, _mix_options(target_size, synthetic_share))[1]
+
+
+def save_mix(store: Store, pid: int, target_size: int | None, synthetic_share: float | None) -> dict | None:
+    """Store the mix for the curated dataset (training, the quality profile and exports use it); None clears it."""
+    from datatune_core.mix import set_project_mix
+
+    opts = None if synthetic_share is None else _mix_options(target_size, synthetic_share)
+    set_project_mix(store, pid, opts)
+    return opts.to_dict() if opts else None

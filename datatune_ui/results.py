@@ -113,16 +113,11 @@ def eval_figure(results: list[dict]):
     return fig
 
 
-def start_quality(store: Store, pid: int) -> int:
-    return J.start_job(store, "quality", {"project_id": pid}, project_id=pid)
-
-
-def quality_figures(store: Store, pid: int) -> dict:
-    from datatune_core.charts import quality_figures as figs
+def latest_profile(store: Store, pid: int):
+    """The newest stored quality profile of the project (any dataset version), or None."""
     from datatune_core.quality import find_profile
 
-    prof = find_profile(store, pid)
-    return figs(prof) if prof is not None else {}
+    return find_profile(store, pid)
 
 
 def export_dataset(store: Store, pid: int, fmt: str):
