@@ -80,27 +80,26 @@ def project_spent(store: Store, project_id: int) -> float:
     return float(r[0]) if r else 0.0
 
 
+def _where(project_id: int | None, job_id: int | None) -> tuple[list[str], list[Any]]:
+    """WHERE clauses (and their parameters) selecting one project's and/or one job's calls."""
+    where: list[str] = []
+    params: list[Any] = []
+    for col, val in (("project_id", project_id), ("job_id", job_id)):
+        if val is not None:
+            where.append(f"{col}=?")
+            params.append(val)
+    return where, params
+
+
 def list_calls(store: Store, project_id: int | None = None, job_id: int | None = None, limit: int = 50) -> list[dict]:
-    where, params = [], []
-    if project_id is not None:
-        where.append("project_id=?")
-        params.append(project_id)
-    if job_id is not None:
-        where.append("job_id=?")
-        params.append(job_id)
+    where, params = _where(project_id, job_id)
     sql = "SELECT * FROM llm_calls" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
     return [dict(r) for r in store.query(sql, (*params, limit))]
 
 
 def ledger_summary(store: Store, project_id: int | None = None, job_id: int | None = None) -> dict[str, Any]:
     """Totals and a per-stage/model breakdown: calls, cache hits, tokens, cost."""
-    where, params = [], []
-    if project_id is not None:
-        where.append("project_id=?")
-        params.append(project_id)
-    if job_id is not None:
-        where.append("job_id=?")
-        params.append(job_id)
+    where, params = _where(project_id, job_id)
     w = (" WHERE " + " AND ".join(where)) if where else ""
     cols = ("COUNT(*) AS calls, SUM(from_cache) AS cache_hits, SUM(status='ok') AS ok, SUM(batch) AS batched, "
             "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
