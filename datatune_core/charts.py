@@ -92,7 +92,9 @@ def diversity_figure(profile: QualityProfile | dict) -> Any:
                              textposition="outside", cliponaxis=False), row=1, col=c)
         ev_val = getattr(ev, key) if ev is not None else None
         if ev_val is not None:
-            fig.add_trace(go.Scatter(x=names, y=[ev_val] * len(names), mode="lines",
+            fig.add_trace(go.Scatter(x=names, y=[ev_val] * len(names), mode="lines+markers",  # markers: one
+                                     marker=dict(symbol="line-ew-open", size=44, color=EVAL_COLOR,  # source shows
+                                                 line=dict(width=2, color=EVAL_COLOR)),  # too (a 1-point line is empty)
                                      line=dict(color=EVAL_COLOR, dash="dash"), name=f"{ev.name} (reference)",
                                      showlegend=c == 1, legendgroup="eval"), row=1, col=c)
     return _layout(fig, f"Diversity per source - {p.name}", height=400)

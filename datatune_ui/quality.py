@@ -151,20 +151,16 @@ def figure_html(fig: Any) -> str:
 
 
 def show_charts(prof: Any, key: str, table: bool = True) -> None:
-    """The profile's charts two per row, each downloadable as HTML; all of them as a zip (HTML + PNG)."""
+    """The profile's charts, each downloadable as HTML; all of them as a zip (HTML + PNG)."""
     figs = figures(prof)
     if not figs:
         st.caption("No charts for this profile.")
         return
-    names = list(figs)
-    for i in range(0, len(names), 2):
-        cols = st.columns(2)
-        for col, name in zip(cols, names[i:i + 2]):
-            with col:
-                st.plotly_chart(figs[name], width="stretch", key=f"{key}_fig_{name}")
-                st.download_button(f"{TITLES.get(name, name)} (HTML)", data=lambda f=figs[name]: figure_html(f),
-                                   file_name=f"{name}.html", mime="text/html", key=f"{key}_html_{name}",
-                                   icon=":material/download:", type="tertiary", on_click="ignore")
+    for name, fig in figs.items():  # full width: the figures have several panels and a legend on the right
+        st.plotly_chart(fig, width="stretch", key=f"{key}_fig_{name}")
+        st.download_button(f"{TITLES.get(name, name)} (HTML)", data=lambda f=fig: figure_html(f),
+                           file_name=f"{name}.html", mime="text/html", key=f"{key}_html_{name}",
+                           icon=":material/download:", type="tertiary", on_click="ignore")
     st.download_button("Download all charts (HTML + PNG, zip)", data=lambda: charts_zip(figs),
                        file_name="quality-charts.zip", mime="application/zip", key=f"{key}_zip",
                        icon=":material/folder_zip:", on_click="ignore",

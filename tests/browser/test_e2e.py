@@ -132,6 +132,12 @@ def test_task_to_reviewed_dataset_in_the_browser(studio):
     text = b.text()
     assert "Edited\n1" in text
     assert store.count_rows(pid, reason=f"user_rejected: {NOTE}") == n
+    # the quality charts of the curated rows (quick view) render at the bottom of the page
+    from selenium.webdriver.common.by import By
+
+    b.wait_text("A quick view of the current curated rows")
+    assert len(b.d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 3
+    assert "Download all charts" in b.text()
     b.shot("e2e_09_after_reload")
     # the dark theme (the viewer's system preference picks it)
     b.d.execute_cdp_cmd("Emulation.setEmulatedMedia",
