@@ -253,6 +253,24 @@ def format_input(unit: BigBenchUnit, ex: BBExample) -> str:
     return text.strip()
 
 
+def bigbench_query(unit: BigBenchUnit, ex: BBExample) -> str:
+    """One example as BIG-bench's `default_format_fn` shows it: input prefix + input (+ choices) + output prefix."""
+    text = ex.input
+    if ex.choices and unit.append_choices_to_input:
+        text = text + unit.choice_prefix + unit.choice_prefix.join(shown_choices(ex))
+    return unit.input_prefix + text + unit.output_prefix
+
+
+def bigbench_prompt(unit: BigBenchUnit, ex: BBExample) -> str:
+    """BIG-bench's own two-shot text (`json_task` + `make_nshot_dataset`): the task prefix, then each demo as
+    query + its target joined by the few-shot separator, then the separator and the test query. The description is
+    not part of the prompt (BIG-bench does not show it), and nothing is stripped: the prompt ends with the output
+    prefix exactly (e.g. "\\nA: " with its trailing space)."""
+    context = unit.few_shot_separator.join(bigbench_query(unit, d) + d.output for d in unit.demos)
+    parts = [context, bigbench_query(unit, ex)] if unit.demos else [bigbench_query(unit, ex)]
+    return unit.task_prefix + unit.few_shot_separator.join(parts)
+
+
 def instruction(unit: BigBenchUnit) -> str:
     """The task instruction: description plus task prefix (when it adds something)."""
     parts = [unit.description.strip()]

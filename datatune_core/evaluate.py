@@ -4,13 +4,16 @@ In: a unit name (see `bigbench.list_units()`), a causal LM (local folder / .gguf
 optionally a LoRA adapter. Out: `EvalResult` (score in [0, 1], normalized score = 100*(score-low)/(high-low),
 per-example predictions).
 
-- Multiple choice follows BIG-bench's `multiple_choice_grade`: each choice's summed log-probability as the answer to
-  the prompt; the chosen choice earns its `target_scores` value (so any of several equally-best choices is full
+- Multiple choice follows BIG-bench's `multiple_choice_grade`: each choice's summed (not length-normalised)
+  log-probability as the answer to the prompt, as BIG-bench's `cond_log_prob`; the chosen choice earns its `target_scores` value (so any of several equally-best choices is full
   credit); ties between equal log-probabilities are broken by BIG-bench's deterministic sha256 rule.
 - Generative: greedy decoding, first line, stripped, compared exactly with the targets (`exact_str_match`).
-- Prompts: the unit's instruction (description + task_prefix) and its 2 demos, formatted by `models.build_prompt`,
-  exactly as training formats rows. The base model and the fine-tuned model see the same prompts in the same run
-  (`evaluate_pair`, the adapter switched off for the base).
+- Prompts (default style "bigbench" = "auto"): BIG-bench's own two-shot text, `bigbench.bigbench_prompt`: task
+  prefix, each demo as input prefix + input + choices + output prefix + target, the few-shot separator, then the
+  test query ending with the output prefix. Each choice is tokenized on its own and its ids appended to the
+  prompt's (BIG-bench's `_gpt_batch_tokenize`), so no space is added to the choice. Style "chat"/"plain" instead
+  format like training does (`models.build_prompt`: instruction + demos as chat turns). The base model and the
+  fine-tuned model see the same prompts in the same run (`evaluate_pair`, the adapter switched off for the base).
 - Leakage guard: an adapter trained by DataTune records the hashes of its training inputs; evaluating it on a unit
   whose test inputs it saw is refused.
 
@@ -96,9 +99,24 @@ def normalized_score(score: float, unit: BigBenchUnit) -> float:
 
 
 # ----------------------------------------------------------------------------- prompts
+EVAL_STYLES = ("auto", "bigbench", "chat", "plain")
+
+
+def eval_style(tok: Any, style: str = "auto") -> str:
+    """The prompt style of an evaluation: "auto" means "bigbench" (BIG-bench's own text format); "chat"/"plain"
+    format like training does (`models.build_prompt`)."""
+    from .models import resolve_style
+
+    if style not in EVAL_STYLES:
+        raise UserError(f"prompt style must be one of {', '.join(EVAL_STYLES)} (got {style!r}).")
+    return "bigbench" if style in ("auto", "bigbench") else resolve_style(tok, style)
+
+
 def unit_prompt(unit: BigBenchUnit, tok: Any, ex: BBExample, style: str = "auto") -> str:
     from .models import build_prompt
 
+    if eval_style(tok, style) == "bigbench":
+        return bigbench.bigbench_prompt(unit, ex)
     demos = [(bigbench.format_input(unit, d), d.output) for d in unit.demos]
     return build_prompt(tok, bigbench.instruction(unit), demos, bigbench.format_input(unit, ex), style)
 
@@ -110,18 +128,33 @@ def select_examples(unit: BigBenchUnit, limit: int | None) -> list[BBExample]:
 
 
 # ----------------------------------------------------------------------------- model scoring
+def _prompt_ids(tok: Any, prompt: str, style: str) -> list[int]:
+    from .models import prompt_ids
+
+    # bigbench: plain text, BOS first when the tokenizer adds one (BIG-bench calls tokenizer(inputs))
+    return prompt_ids(tok, prompt, "plain" if style == "bigbench" else style)
+
+
+def _choice_ids(tok: Any, choice: str, style: str) -> list[int]:
+    from .models import encode, encode_answer
+
+    if style == "bigbench":  # BIG-bench tokenizes each target on its own and appends its ids: no added space
+        return encode(tok, choice)
+    return encode_answer(tok, choice, style)
+
+
 def choice_log_probs(model: Any, tok: Any, prompt: str, choices: list[str], style: str = "auto",
                      batch_size: int = 8) -> list[float]:
-    """Summed log-probability of each choice's tokens following the prompt."""
+    """Summed log-probability of each choice's tokens following the prompt (raw sums, as BIG-bench's
+    `cond_log_prob`; no length normalisation)."""
     import torch
 
-    from .models import encode_answer, prompt_ids
-
-    p_ids = prompt_ids(tok, prompt, style)
+    style = eval_style(tok, style)
+    p_ids = _prompt_ids(tok, prompt, style)
     device = next(model.parameters()).device
     out: list[float] = []
     for start in range(0, len(choices), batch_size):
-        chunk = [encode_answer(tok, c, style) for c in choices[start:start + batch_size]]
+        chunk = [_choice_ids(tok, c, style) for c in choices[start:start + batch_size]]
         seqs = [p_ids + c for c in chunk]
         width = max(len(s) for s in seqs)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -149,13 +182,15 @@ def generate_answer(model: Any, tok: Any, prompt: str, style: str = "auto", max_
     """Greedy continuation, cut at the stop tokens and the first newline."""
     import torch
 
-    from .models import prompt_ids, stop_token_ids
+    from .models import stop_token_ids
 
+    style = eval_style(tok, style)
     device = next(model.parameters()).device
-    ids = torch.tensor([prompt_ids(tok, prompt, style)], device=device)
+    ids = torch.tensor([_prompt_ids(tok, prompt, style)], device=device)
+    stops = [tok.eos_token_id] if style == "bigbench" else stop_token_ids(tok, style)
     with torch.no_grad():
         gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             do_sample=False, eos_token_id=stop_token_ids(tok, style),
+                             do_sample=False, eos_token_id=stops,
                              pad_token_id=tok.pad_token_id)
     text = tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True)
     return text.strip().split("\n", 1)[0].strip() if text.strip() else ""
@@ -242,7 +277,7 @@ def evaluate(unit: str, model: str | None = None, adapter: str | None = None, li
              prompt_style: str = "auto", loaded: tuple[Any, Any] | None = None, root: str | None = None,
              progress: Any = None) -> EvalResult:
     """Score one unit with a model (and adapter). `loaded=(model, tok)` reuses an already loaded model."""
-    from .models import model_label, resolve_style
+    from .models import model_label
 
     u = bigbench.load_unit(unit, root)
     check_leakage(adapter, u)
@@ -250,7 +285,7 @@ def evaluate(unit: str, model: str | None = None, adapter: str | None = None, li
         m, tok, base = load_for_eval(model, adapter)
     else:
         (m, tok), base = loaded, model or "default"
-    style = resolve_style(tok, prompt_style)
+    style = eval_style(tok, prompt_style)
     t0 = time.perf_counter()
     results = []
     exs = select_examples(u, limit)
@@ -319,10 +354,10 @@ def run_eval_job(ctx: Any) -> dict:
             for ex in select_examples(u, cfg.get("limit"))]
     ctx.set_total(len(keys))
     todo = set(ctx.pending(keys))
-    from .models import model_label, resolve_style
+    from .models import model_label
 
     m, tok, base = load_for_eval(cfg.get("model"), adapter)
-    style = resolve_style(tok, cfg.get("prompt_style", "auto"))
+    style = eval_style(tok, cfg.get("prompt_style") or "auto")
     for v in variants:
         for n, u in units.items():
             for ex in select_examples(u, cfg.get("limit")):

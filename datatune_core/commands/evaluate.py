@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
         adapter: str = typer.Option(None, help="LoRA adapter folder written by `datatune train`."),
         limit: int = typer.Option(None, help="Score only the first N test rows."),
         base: bool = typer.Option(True, "--base/--no-base", help="With an adapter, also score the base model."),
-        prompt_style: str = typer.Option("auto", help="auto, chat or plain."),
+        prompt_style: str = typer.Option("auto", help="auto (= bigbench: BIG-bench's own two-shot text), "
+                                         "chat (the chat template, as training formats rows) or plain."),
         project: str = typer.Option(None, "--project", "-p", help="Record the results under this project."),
         list_units: bool = typer.Option(False, "--list", help="List the evaluation units and exit."),
         background: bool = typer.Option(False, "--background", help="Run as a background job; print its id."),

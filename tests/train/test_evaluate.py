@@ -34,6 +34,25 @@ def test_prompt_has_instruction_two_demos_and_choices(tiny_model, minibench):
     assert plain.endswith("Output:") and plain.count("Input: ") == 3
 
 
+def test_default_prompt_is_bigbench_own_text_format(tiny_model, minibench):
+    u = bigbench.load_unit("mini_colors")
+    ex, (d0, d1) = u.test[0], u.demos
+
+    def q(e):  # BIG-bench default_format_fn with the default prefixes
+        return "\nQ: " + e.input + "\n  choice: " + "\n  choice: ".join(bigbench.shown_choices(e)) + "\nA: "
+
+    want = "Answer with a color. " + q(d0) + d0.answer + "\n" + q(d1) + d1.answer + "\n" + q(ex)
+    tok = load_tokenizer(tiny_model)
+    assert bigbench.bigbench_prompt(u, ex) == want == unit_prompt(u, tok, ex) == unit_prompt(u, tok, ex, "bigbench")
+    assert "Name the color of the thing." not in want  # BIG-bench does not show the description
+    g = bigbench.load_unit("mini_reverse")
+    assert bigbench.bigbench_prompt(g, g.test[0]) == (
+        f"\nQ: {g.demos[0].input}\nA: {g.demos[0].target}\n\nQ: {g.demos[1].input}\nA: {g.demos[1].target}\n"
+        f"\nQ: {g.test[0].input}\nA: ")
+    with pytest.raises(UserError, match="prompt style"):
+        unit_prompt(u, tok, ex, "fancy")
+
+
 def test_evaluate_and_base_vs_tuned_same_prompts(tiny_model, minibench, adapter):
     base = evaluate("mini_colors", str(tiny_model))
     assert base.n == 6 and 0 <= base.score <= 1 and base.format == "multiple_choice"
@@ -88,7 +107,7 @@ def test_eval_job_stores_base_and_tuned_per_unit(tiny_model, minibench, adapter,
 def test_default_demo_model_on_a_shared_unit(monkeypatch):
     monkeypatch.delenv("DATATUNE_BIGBENCH_DIR", raising=False)
     r = evaluate("cause_and_effect/two_sentences", limit=2)
-    assert r.model == "SmolLM2-135M-Instruct" and r.n == 2 and r.prompt_style == "chat"
+    assert r.model == "SmolLM2-135M-Instruct" and r.n == 2 and r.prompt_style == "bigbench"
     assert all(e.prediction in bigbench.load_unit("cause_and_effect/two_sentences").test[i].choices
                for i, e in enumerate(r.examples))
 
@@ -105,6 +124,26 @@ def test_choice_log_probs_match_a_full_forward(tiny_model):
     got = choice_log_probs(m, tok, prompt, choices, "chat", batch_size=2)
     for c, lp in zip(choices, got):
         p, a = prompt_ids(tok, prompt, "chat"), encode_answer(tok, c, "chat")
+        with torch.no_grad():
+            logits = m(input_ids=torch.tensor([p + a])).logits[0].float()
+        want = sum(float(torch.log_softmax(logits[len(p) - 1 + i], -1)[t]) for i, t in enumerate(a))
+        assert lp == pytest.approx(want, abs=1e-4)
+
+
+def test_bigbench_choice_scoring_appends_separately_tokenized_choices(tiny_model):
+    # BIG-bench tokenizes the prompt and each target separately and concatenates the ids: no space is added to the
+    # choice and the prompt keeps its trailing space
+    import torch
+
+    from datatune_core.evaluate import choice_log_probs
+    from datatune_core.models import encode, load_causal_lm
+
+    m, tok = load_causal_lm(str(tiny_model))
+    prompt = "\nQ: What color is the sky?\nA: "
+    choices = ["blue", "red", "green yellow"]
+    got = choice_log_probs(m, tok, prompt, choices, "bigbench", batch_size=2)
+    for c, lp in zip(choices, got):
+        p, a = encode(tok, prompt), encode(tok, c)
         with torch.no_grad():
             logits = m(input_ids=torch.tensor([p + a])).logits[0].float()
         want = sum(float(torch.log_softmax(logits[len(p) - 1 + i], -1)[t]) for i, t in enumerate(a))
