@@ -281,7 +281,7 @@ def export_figures(figs: dict[str, Any], out_dir: Path | str, formats: tuple[str
         import importlib.util
 
         if importlib.util.find_spec("kaleido") is None:
-            res.message = ("PNG export needs kaleido: `pip install 'datatune-studio[charts]'` (plus Chrome/Chromium); "
+            res.message = ("PNG export needs kaleido: `pip install kaleido` (plus Chrome/Chromium); "
                            "the charts were written as HTML instead.")
             return res
         browser = find_browser()
