@@ -72,9 +72,13 @@ with guard("Could not read the training runs"):
     if run_items:
         st.caption("Each run's score next to the quality profile of the exact dataset version it was trained on "
                    "(matched by the rows' content hash).")
-        rfig = Q.runs_figure(run_items)
-        if rfig is not None:
-            st.plotly_chart(rfig, width="stretch", key="dt_runs_fig")
+        if any(i.get("profile") is not None for i in run_items):
+            rfig = Q.runs_figure(run_items)
+            if rfig is not None:
+                st.plotly_chart(rfig, width="stretch", key="dt_runs_fig")
+        else:
+            st.caption(":material/info: No run's data has a quality profile yet: profile the data (below, or on "
+                       "the Transform & Review page), then train, to compare runs by the data they learned from.")
         st.dataframe(Q.runs_table(run_items), hide_index=True, width="stretch")
         for item in list(reversed(run_items))[:5]:
             ver = (item.get("dataset_version") or "")[:16]

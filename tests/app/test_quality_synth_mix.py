@@ -174,3 +174,13 @@ def test_evaluate_shows_each_run_with_the_profile_of_its_data(app_home, store):
     assert "This run's dataset version has no quality profile" in t
     keys = [c.proto.id for c in at.get("plotly_chart")]
     assert len(keys) >= 1 + 2 + 2  # runs figure + the run's charts + the newest profile's charts
+
+
+def test_evaluate_without_profiled_runs_says_how_to_get_them(app_home, store):
+    pid = store.create_project("NP", "Answer with one word.")
+    add_rows(store, pid, 20)
+    store.create_training_run(pid, {"preset": "cpu-demo"}, dataset_version="sha256:notprofiled00")
+    at = open_app(EVAL, project=pid)
+    assert not at.exception
+    assert "No run's data has a quality profile yet" in texts(at)
+    assert not at.get("plotly_chart")  # no empty runs chart

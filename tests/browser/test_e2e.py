@@ -128,6 +128,9 @@ def test_task_to_reviewed_dataset_in_the_browser(studio):
     b.idle()
     b.wait_text("Review the rows", timeout_s=60)
     assert f"project={pid}" in b.d.current_url
+    deadline = time.monotonic() + 30  # the grid renders after the page header; wait for it, not a fixed time
+    while EDIT not in b.d.page_source and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert EDIT in b.d.page_source  # the grid's accessible table holds the edited cell
     text = b.text()
     assert "Edited\n1" in text
