@@ -12,7 +12,6 @@ engine jobs (kind "dry_run"); the last one of each source is kept as an artifact
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import asdict
 from typing import Any
 
