@@ -5,7 +5,7 @@ dataset once, with BM25/dense/fused scores and, after rerank, the chosen config 
 and `.excluded` (records dropped by the leakage guard, each with `excluded_reason`).
 
 Steps: BM25 (bm25s) and dense MiniLM (faiss) scores over the persisted index (`searchindex.py`), fused by
-weighted reciprocal-rank fusion (weights tuned on bench/data; see docs/retrieval.md); the leakage guard drops
+weighted reciprocal-rank fusion (weights tuned on bench/data; see the README, "Dataset catalogs and retrieval"); the leakage guard drops
 the evaluation unit's families and any dataset whose rows overlap the unit's test inputs; the top N go to the
 LLM reranker (`rerank.py`, self-consistency votes).
 
@@ -46,7 +46,7 @@ class FusionWeights:
 
 
 # Tuned on bench/data/retrieval_labels.jsonl by bench/retrieval_eval.py (MAP 0.266 BM25 -> 0.356 here; 0.348
-# with 2-fold cross-validation; see docs/retrieval.md).
+# with 2-fold cross-validation; see the README, "Dataset catalogs and retrieval").
 DEFAULT_FUSION = FusionWeights(w_bm25=1.0, w_dense=3.0, k=5.0, w_pop=1.0, foreign_factor=0.5)
 
 

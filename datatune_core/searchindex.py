@@ -47,7 +47,7 @@ class IndexConfig:
 
     bm25_fields: tuple[str, ...] = DEFAULT_BM25_FIELDS
     dense_fields: tuple[str, ...] = DEFAULT_DENSE_FIELDS
-    max_seq_length: int = 128  # MiniLM tokens per document (256 doubles the build time; see docs/retrieval.md)
+    max_seq_length: int = 128  # MiniLM tokens per document (256 doubles the build time; see the README, "Dataset catalogs and retrieval")
 
     def __post_init__(self) -> None:
         self.bm25_fields, self.dense_fields = tuple(self.bm25_fields), tuple(self.dense_fields)
