@@ -108,8 +108,15 @@ def child(kind: str, model: str, steps: int, batch: int, threads: int) -> dict:
                                      use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
                                      dataloader_num_workers=0, remove_unused_columns=False, seed=0)
             coll = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
-            Trainer(model=model_, args=args, train_dataset=data.train, data_collator=coll,
-                    callbacks=[Stamp()]).train()
+            class SameOrderTrainer(Trainer):
+                """Sees the rows in the same order as our trainer (same batches, same padded shapes)."""
+
+                def _get_train_sampler(self, *a, **k):
+                    g = torch.Generator().manual_seed(cfg.seed * 1000)
+                    return torch.randperm(len(data.train), generator=g).tolist()
+
+            SameOrderTrainer(model=model_, args=args, train_dataset=data.train, data_collator=coll,
+                             callbacks=[Stamp()]).train()
     steps_t = [b - a for a, b in zip(stamps, stamps[1:])][2:]
     peak = torch.cuda.max_memory_allocated() if cuda else ps.peak
     dev = torch.cuda.get_device_name(0) if cuda else f"cpu ({threads} threads)"

@@ -485,6 +485,7 @@ class LoraTrainer:
                     self.acc.backward(loss)
                 loss_sum += float(loss.detach())
                 tokens += int(b["attention_mask"].sum()) * self.world
+                del b, loss  # free this micro-batch (and its graph's last references) before the next is built
             if self.cfg.max_grad_norm > 0:
                 self.acc.clip_grad_norm_(self._params, self.cfg.max_grad_norm)
             self.opt.step()
