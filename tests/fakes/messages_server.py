@@ -29,14 +29,14 @@ import argparse
 import hashlib
 import json
 import random
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .loopback import LoopbackServer
 
 FAULTS = ("429", "529", "500", "slow", "malformed")
 DEFAULT_MODELS = ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5")
@@ -88,7 +88,10 @@ def default_responder(req: dict) -> dict | str:
     return "OK: " + text[:60]
 
 
-class MessagesServer:
+class MessagesServer(LoopbackServer):
+    FAULT_KINDS = FAULTS
+    thread_name = "messages-server"
+
     def __init__(self, responder: Callable[[dict], Any] | None = None, *, api_key: str | None = "test-key",
                  models: tuple[str, ...] | None = None, rpm: float | None = None, burst_s: float = 1.0,
                  latency_s: float = 0.0, fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = ("429", "529", "500", "malformed"),
@@ -109,47 +112,11 @@ class MessagesServer:
         self.batch_delay_s = batch_delay_s
         self.batch_error_ids = set(batch_error_ids or ())
         self._rng = random.Random(seed)
-        self._queue: deque[str] = deque()
-        self._lock = threading.Lock()
-        self.log: list[dict] = []
         self.batches: dict[str, dict] = {}
         self._prompt_cache: set[str] = set()
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(self._handler_class(), host, port)
 
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "MessagesServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name="messages-server")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "MessagesServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ control + ground truth
-    def queue_faults(self, *kinds: str) -> None:
-        for k in kinds:
-            if k not in FAULTS:
-                raise ValueError(f"unknown fault {k!r}; one of {FAULTS}")
-        with self._lock:
-            self._queue.extend(kinds)
-
+    # ------------------------------------------------------------------ ground truth
     def billed(self) -> list[dict]:
         with self._lock:
             return [e for e in self.log if e["billed"]]

@@ -11,15 +11,17 @@ nothing), queued faults ("429", "500", "malformed") and a request log.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from .loopback import LoopbackServer
 
-class OpenAIServer:
+
+class OpenAIServer(LoopbackServer):
+    thread_name = "openai-server"
+
     def __init__(self, responder: Callable[[dict], str] | None = None, *, api_key: str | None = "sk-test",
                  models: tuple[str, ...] = ("tiny",), json_schema: bool = True, json_object: bool = True,
                  retry_after: float = 0.05):
@@ -29,31 +31,7 @@ class OpenAIServer:
         self.json_schema = json_schema
         self.json_object = json_object
         self.retry_after = retry_after
-        self.log: list[dict] = []
-        self._queue: deque[str] = deque()
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def queue_faults(self, *kinds: str) -> None:
-        with self._lock:
-            self._queue.extend(kinds)
-
-    def __enter__(self) -> "OpenAIServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(self._handler())
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         srv = self
