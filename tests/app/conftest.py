@@ -12,20 +12,10 @@ APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
-def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    monkeypatch.setenv("DATATUNE_HOME", str(h))
+def app_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's private DATATUNE_HOME (tests/conftest.py `home`), with the repository as working directory."""
     monkeypatch.chdir(ROOT)
-    return h
-
-
-@pytest.fixture
-def store(app_home: Path):
-    from datatune_core.store import Store
-
-    s = Store.open(app_home)
-    yield s
-    s.close()
+    return home
 
 
 def open_app(page: str | None = None, project: int | None = None, timeout: float = 60) -> AppTest:
