@@ -304,7 +304,8 @@ else:
         y1.metric("Rows", f"{prev['rows']:,}")
         y2.metric("Transformed", f"{got.get('transformed', 0):,}", help=f"{n_tr:,} kept")
         y3.metric("Synthetic", f"{got.get('synthetic', 0):,}", help=f"{n_syn_kept:,} kept")
-        y4.metric("Duplicates dropped", f"{prev['duplicates_dropped']:,}")
+        y4.metric("Left out by the mix", f"{max(0, sum(prev['available'].values()) - prev['rows']):,}",
+                  help="Kept rows the chosen target and shares leave out of the curated dataset.")
         if prev["short_by"]:
             st.warning(f"Only {prev['rows']:,} rows are available; the target is {prev['target']:,}. Generate "
                        "more synthetic rows or transform more data.", icon=":material/warning:")

@@ -38,7 +38,7 @@ JOB_KINDS: dict[str, str] = {
     "index": "datatune_core.retrieve:run_index_job",
     "search": "datatune_core.retrieve:run_search_job",
     "dry_run": "datatune_core.transform:run_dry_run_job",
-    "transform": "datatune_core.transform:run_transform_job",
+    "transform": "datatune_core.transform_run:run_transform_job",
     "synth": "datatune_core.synth:run_synth_job",
     "train": "datatune_core.train:run_train_job",
     "evaluate": "datatune_core.evaluate:run_eval_job",
@@ -56,6 +56,21 @@ class JobPaused(Exception):
 
 class JobError(RuntimeError):
     """A job cannot be started or resumed; the message says why."""
+
+
+FAILED_ON_INPUT = "failed on your input"  # job message when a fixable user error stopped it
+FAILED_INSIDE = "failed inside DataTune"
+
+
+def job_error(e: BaseException) -> tuple[str, str]:
+    """(plain error text, job message): no class names; the traceback goes to the job log."""
+    from .errors import user_error_message
+
+    msg = user_error_message(e)
+    if msg is not None:
+        return msg.strip(), FAILED_ON_INPUT
+    return (f"An internal error stopped the job ({str(e).strip() or 'no details'}); the job log has the details. "
+            "Try again, and report it if it repeats.", FAILED_INSIDE)
 
 
 def resolve_kind(kind: str) -> Callable[["JobContext"], Any]:
@@ -215,8 +230,8 @@ def run_job(store: Store, job_id: int) -> Job:
         raise
     except Exception as e:  # a failed job keeps its reason and the traceback in its log
         store.log(job_id, traceback.format_exc(), level="error")
-        store.update_job(job_id, status="failed", finished_at=time.time(), error=f"{type(e).__name__}: {e}",
-                         message="failed")
+        error, kind = job_error(e)
+        store.update_job(job_id, status="failed", finished_at=time.time(), error=error, message=kind)
     finally:
         stop.set()
         t.join(timeout=5)

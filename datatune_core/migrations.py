@@ -228,4 +228,53 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0002_row_identity_and_decisions",
+        """
+        ALTER TABLE rows ADD COLUMN decision TEXT;
+        ALTER TABLE rows ADD COLUMN decision_reason TEXT;
+        ALTER TABLE rows ADD COLUMN decided_at REAL;
+        ALTER TABLE rows ADD COLUMN machine_status TEXT;
+        ALTER TABLE rows ADD COLUMN machine_reason TEXT;
+        ALTER TABLE rows ADD COLUMN machine_input TEXT;
+        ALTER TABLE rows ADD COLUMN machine_output TEXT;
+        ALTER TABLE rows ADD COLUMN mapping_version INTEGER;
+        ALTER TABLE rows ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE rows ADD COLUMN stale TEXT;
+        UPDATE rows SET machine_input=input, machine_output=output,
+            machine_status=CASE WHEN status='edited' THEN 'kept' ELSE status END, machine_reason=reason;
+        UPDATE rows SET machine_input=COALESCE((SELECT old_value FROM row_edits e WHERE e.row_id=rows.id
+            AND e.field='input' ORDER BY e.id LIMIT 1), machine_input),
+            machine_output=COALESCE((SELECT old_value FROM row_edits e WHERE e.row_id=rows.id
+            AND e.field='output' ORDER BY e.id LIMIT 1), machine_output),
+            decision='edited', decided_at=updated_at WHERE status='edited';
+        UPDATE rows SET decision='rejected', decision_reason=reason, decided_at=updated_at,
+            machine_status='kept', machine_reason=NULL WHERE status='rejected' AND reason LIKE 'user_rejected%';
+        DELETE FROM rows WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (
+            PARTITION BY project_id, source, dataset_id, config, source_row_id
+            ORDER BY (decision IS NOT NULL) DESC, id DESC) AS rn FROM rows) WHERE rn > 1);
+        CREATE UNIQUE INDEX rows_identity ON rows(project_id, source, dataset_id, config, source_row_id);
+        CREATE INDEX rows_project_decision ON rows(project_id, decision);
+        CREATE TABLE row_revisions (
+            id INTEGER PRIMARY KEY,
+            row_id INTEGER NOT NULL REFERENCES rows(id) ON DELETE CASCADE,
+            revision INTEGER NOT NULL,
+            run_id TEXT NOT NULL DEFAULT '',
+            plan_version INTEGER,
+            mapping_version INTEGER,
+            input TEXT,
+            output TEXT,
+            status TEXT NOT NULL,
+            reason TEXT,
+            path TEXT,
+            llm_call_id INTEGER,
+            created_at REAL NOT NULL,
+            UNIQUE(row_id, revision)
+        );
+        INSERT INTO row_revisions(row_id, revision, run_id, plan_version, input, output, status, reason, path,
+            llm_call_id, created_at)
+            SELECT id, 1, run_id, plan_version, machine_input, machine_output, machine_status, machine_reason, path,
+            llm_call_id, created_at FROM rows;
+        """,
+    ),
 ]

@@ -60,20 +60,11 @@ def _kept_rows(store, project_id: int, run_ids: list[str]) -> list:
 
 
 def mix_rows(store, project_id: int, options: MixOptions | None = None) -> tuple[list, dict]:
-    """Select kept rows by source shares; returns (rows, stats). Rows with the same normalized input (e.g. from
-    two runs over one dataset) appear once. A source short of its share is topped up from the others so the
-    target is met when enough rows exist."""
-    from .bigbench import text_hash
-
+    """Select kept and edited rows by source shares; returns (rows, stats). Each row is one source row (row
+    identity, see `curation`), so nothing needs de-duplicating here. A source short of its share is topped up from
+    the others so the target is met when enough rows exist."""
     opt = options or MixOptions()
-    rows, seen, dropped = [], set(), 0
-    for r in _kept_rows(store, project_id, opt.run_ids):  # several runs over the same data: keep one copy
-        h = text_hash(r.input or "")
-        if h in seen:
-            dropped += 1
-            continue
-        seen.add(h)
-        rows.append(r)
+    rows = _kept_rows(store, project_id, opt.run_ids)
     by_src: dict[str, list] = {}
     for r in rows:
         by_src.setdefault(r.source, []).append(r)
@@ -96,7 +87,7 @@ def mix_rows(store, project_id: int, options: MixOptions | None = None) -> tuple
     for r in chosen:
         counts[r.source] = counts.get(r.source, 0) + 1
     stats = {"rows": len(chosen), "by_source": counts, "available": {s: len(p) for s, p in by_src.items()},
-             "target": target, "short_by": max(0, target - len(chosen)), "duplicates_dropped": dropped}
+             "target": target, "short_by": max(0, target - len(chosen))}
     return chosen, stats
 
 
@@ -119,12 +110,10 @@ def set_project_mix(store, project_id: int, options: MixOptions | None) -> None:
     store.update_project(project_id, settings=settings)
 
 
-def curated_rows(store, project_id: int) -> list:
-    """The rows of the curated dataset: the project's mix when one is set, else every kept and edited row."""
-    opt = project_mix(store, project_id)
-    if opt is None:
-        return store.list_rows(project_id, status=("kept", "edited"), limit=10 ** 9)
-    return mix_rows(store, project_id, opt)[0]
+def curated_rows(store, project_id: int, options: MixOptions | None = None) -> list:
+    """THE curated view: the rows training, the quality profile, the dataset version hash and every export read -
+    kept + edited rows (the user's decisions applied), after the project's mix (or `options`)."""
+    return mix_rows(store, project_id, options or project_mix(store, project_id))[0]
 
 
 def _provenance(r) -> dict:
@@ -137,7 +126,7 @@ def build_dataset(store, project_id: int, options: MixOptions | None = None):
     Without `options`, the project's chosen mix (`project_mix`) applies; with neither, every kept row."""
     import datasets
 
-    rows, _ = mix_rows(store, project_id, options or project_mix(store, project_id))
+    rows = curated_rows(store, project_id, options)
     data = {c: [] for c in COLUMNS}
     for r in rows:
         data["input"].append(r.input or "")

@@ -4,7 +4,7 @@
 the accepted datasets + configs (with their catalog records), the latest expanded task, column mappings and plans
 (with their version numbers), the transform/synth options of the latest runs, the training config and the
 evaluation settings. `run_recipe(store, recipe)` replays it end to end in a new project by calling each stage's
-public functions: pinned spec/mappings/plans -> `transform.start_transform` (+ `synth.start_synth`) ->
+public functions: pinned spec/mappings/plans -> `transform_run.start_transform` (+ `synth.start_synth`) ->
 `train.start_training` -> the "evaluate" job (base vs fine-tuned) -> `export.export_all`.
 
     $ datatune export recipe --project demo --dest recipe.json
@@ -181,7 +181,8 @@ def run_recipe(store: Any, recipe: dict, *, name: str | None = None, stages: tup
     res = ReplayResult(project_id=pid)
     log(f"project {store.get_project(pid).name} (id {pid})")
     if "transform" in stages:
-        from .transform import TransformOptions, start_transform
+        from .transform import TransformOptions
+        from .transform_run import start_transform
 
         opts = TransformOptions.from_dict(recipe.get("transform") or {})
         opts.run_id = ""  # a fresh run id for the new project

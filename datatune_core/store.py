@@ -102,9 +102,18 @@ class RowRecord:
     project_id: int | None = None
     created_at: float | None = None
     updated_at: float | None = None
+    mapping_version: int | None = None
+    decision: str | None = None  # the user's: accepted | rejected | edited (sticky across re-runs)
+    decision_reason: str | None = None
+    machine_status: str | None = None  # kept | rejected (system failure) | filtered (plan rule)
+    machine_reason: str | None = None
+    machine_input: str | None = None
+    machine_output: str | None = None
+    revision: int = 1
+    stale: str | None = None  # set when the plan changed under an accepted/edited row
 
 
-ROW_STATUSES = ("kept", "rejected", "edited")
+ROW_STATUSES = ("kept", "rejected", "edited", "filtered")
 
 
 class Store:
@@ -370,32 +379,38 @@ class Store:
 
     # --------------------------------------------------------------------- rows
     def add_rows(self, project_id: int, rows: Iterable[RowRecord]) -> int:
-        """Insert rows; a row with the same (run, dataset, config, source row id) replaces the old one."""
-        t = _now()
-        n = 0
+        """Write rows by identity (project, source, dataset, config, source row id): a known row gets a new revision
+        and keeps the user's decision (see `curation`). A record with status 'edited', or 'rejected' with a
+        `user_rejected` reason, is taken as that user decision."""
+        from . import curation
+
+        rows = list(rows)
         with self.tx() as c:
-            for r in rows:
-                c.execute(
-                    "INSERT INTO rows(project_id, run_id, source, dataset_id, config, source_row_id, source_json,"
-                    " input, output, status, reason, plan_version, path, llm_call_id, content_hash, created_at,"
-                    " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT(project_id, run_id, dataset_id, config, source_row_id) DO UPDATE SET"
-                    " source=excluded.source, source_json=excluded.source_json, input=excluded.input,"
-                    " output=excluded.output, status=excluded.status, reason=excluded.reason,"
-                    " plan_version=excluded.plan_version, path=excluded.path, llm_call_id=excluded.llm_call_id,"
-                    " content_hash=excluded.content_hash, updated_at=excluded.updated_at",
-                    (project_id, r.run_id, r.source, r.dataset_id, r.config, str(r.source_row_id),
-                     _dumps(r.source_json) if r.source_json is not None else None, r.input, r.output, r.status,
-                     r.reason, r.plan_version, r.path, r.llm_call_id, r.content_hash, t, t),
-                )
-                n += 1
-        return n
+            curation.write_rows(c, project_id, rows)
+        for r in rows:
+            user = "edited" if r.status == "edited" else (
+                "rejected" if r.status == "rejected" and (r.reason or "").startswith(curation.USER_REJECTED) else None)
+            if user:
+                rid = self.query_one("SELECT id FROM rows WHERE project_id=? AND source=? AND dataset_id=? AND "
+                                     "config=? AND source_row_id=?", (project_id, r.source, r.dataset_id,
+                                                                      r.config or "", str(r.source_row_id)))[0]
+                with self.tx() as c:
+                    c.execute("UPDATE rows SET decision=?, decision_reason=?, status=?, reason=? WHERE id=?",
+                              (user, r.reason if user == "rejected" else None, user,
+                               r.reason if user == "rejected" else None, rid))
+        return len(rows)
 
     def _row_filter(self, project_id: int, status: str | Iterable[str] | None = None,
                     dataset_id: str | None = None, reason: str | None = None, search: str | None = None,
                     source: str | None = None, run_id: str | None = None,
-                    min_len: int | None = None, max_len: int | None = None) -> tuple[str, list[Any]]:
+                    min_len: int | None = None, max_len: int | None = None, decision: str | None = None,
+                    stale: bool | None = None) -> tuple[str, list[Any]]:
         where, params = ["project_id=?"], [project_id]
+        if decision:
+            where.append("decision=?")
+            params.append(decision)
+        if stale is not None:
+            where.append("stale IS NOT NULL" if stale else "stale IS NULL")
         if status:
             sts = [status] if isinstance(status, str) else list(status)
             where.append(f"status IN ({','.join('?' * len(sts))})")
@@ -433,15 +448,15 @@ class Store:
         return int(self.query_one(f"SELECT COUNT(*) FROM rows WHERE {where}", params)[0])
 
     def row_stats(self, project_id: int) -> dict:
-        """Counts by status, by source dataset and by rejection reason (reason text before the first ':')."""
+        """Counts by status, by source dataset and by reason code of rejected and filtered rows."""
         by_status = {r[0]: r[1] for r in self.query(
             "SELECT status, COUNT(*) FROM rows WHERE project_id=? GROUP BY status", (project_id,))}
         by_source = {f"{r[0]}|{r[1]}" if r[1] else r[0]: r[2] for r in self.query(
             "SELECT dataset_id, config, COUNT(*) FROM rows WHERE project_id=? GROUP BY dataset_id, config",
             (project_id,))}
         by_reason: dict[str, int] = {}
-        for r in self.query("SELECT reason, COUNT(*) FROM rows WHERE project_id=? AND status='rejected' "
-                            "GROUP BY reason", (project_id,)):
+        for r in self.query("SELECT reason, COUNT(*) FROM rows WHERE project_id=? AND status IN "
+                            "('rejected','filtered') GROUP BY reason", (project_id,)):
             key = (r[0] or "unknown").split(":")[0]
             by_reason[key] = by_reason.get(key, 0) + r[1]
         return {"by_status": by_status, "by_source": by_source, "by_reason": by_reason,
@@ -454,49 +469,30 @@ class Store:
         return _row(r)
 
     def edit_row(self, row_id: int, *, input: str | None = None, output: str | None = None) -> None:
-        """A user edit: keeps the old values in `row_edits`, marks the row 'edited'."""
-        with self.tx() as c:
-            old = c.execute("SELECT input, output FROM rows WHERE id=?", (row_id,)).fetchone()
-            if old is None:
-                raise KeyError(f"No row with id {row_id}.")
-            t = _now()
-            for fname, val in (("input", input), ("output", output)):
-                if val is not None and val != old[fname]:
-                    c.execute("INSERT INTO row_edits(row_id, field, old_value, new_value, created_at) "
-                              "VALUES (?,?,?,?,?)", (row_id, fname, old[fname], val, t))
-                    c.execute(f"UPDATE rows SET {fname}=?, status='edited', reason=NULL, updated_at=? WHERE id=?",
-                              (val, t, row_id))
+        """A user edit: keeps the old values in `row_edits`, marks the row 'edited' (a sticky user decision)."""
+        from .curation import edit
+
+        edit(self, row_id, input=input, output=output)
 
     def row_edit_history(self, row_id: int) -> list[dict]:
         return [dict(r) for r in self.query("SELECT * FROM row_edits WHERE row_id=? ORDER BY id", (row_id,))]
 
     def set_row_status(self, row_ids: Iterable[int], status: str, reason: str | None = None) -> int:
-        if status not in ROW_STATUSES:
-            raise ValueError(f"Row status must be one of {ROW_STATUSES}.")
-        ids = list(row_ids)
-        n = 0
-        with self.tx() as c:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                cur = c.execute(f"UPDATE rows SET status=?, reason=?, updated_at=? WHERE id IN "
-                                f"({','.join('?' * len(chunk))})", (status, reason, _now(), *chunk))
-                n += cur.rowcount
-        return n
+        """The user accepts ('kept') or rejects rows; the decision outlives every re-run."""
+        from .curation import decide
+
+        if status not in ("kept", "rejected"):
+            raise ValueError("A user can set a row to 'kept' (accept) or 'rejected'; edits go through edit_row.")
+        return decide(self, row_ids, "accepted" if status == "kept" else "rejected", reason)
 
     def set_status_where(self, project_id: int, new_status: str, new_reason: str | None = None,
                          **filters: Any) -> int:
         """Bulk accept/reject of every row matching the filters (the review page's filtered selection).
 
         Filters are those of `list_rows` (status, dataset_id, reason, search, source, min_len, max_len)."""
-        if new_status not in ROW_STATUSES:
-            raise ValueError(f"Row status must be one of {ROW_STATUSES}.")
-        if new_status == "rejected" and not new_reason:
-            new_reason = "user_rejected: rejected in review"
         where, params = self._row_filter(project_id, **filters)
-        with self.tx() as c:
-            cur = c.execute(f"UPDATE rows SET status=?, reason=?, updated_at=? WHERE {where}",
-                            (new_status, None if new_status != "rejected" else new_reason, _now(), *params))
-            return cur.rowcount
+        ids = [r[0] for r in self.query(f"SELECT id FROM rows WHERE {where}", params)]
+        return self.set_row_status(ids, new_status, new_reason)
 
     def delete_rows(self, project_id: int, run_id: str | None = None) -> int:
         with self.tx() as c:
@@ -672,7 +668,12 @@ def _row(r: sqlite3.Row) -> RowRecord:
                      source_json=json.loads(r["source_json"]) if r["source_json"] else None, input=r["input"],
                      output=r["output"], status=r["status"], reason=r["reason"], plan_version=r["plan_version"],
                      path=r["path"], llm_call_id=r["llm_call_id"], content_hash=r["content_hash"],
-                     created_at=r["created_at"], updated_at=r["updated_at"])
+                     created_at=r["created_at"], updated_at=r["updated_at"],
+                     **{k: r[k] for k in _ROW_EXTRA if k in r.keys()})
+
+
+_ROW_EXTRA = ("mapping_version", "decision", "decision_reason", "machine_status", "machine_reason", "machine_input",
+              "machine_output", "revision", "stale")
 
 
 def row_to_dict(r: RowRecord) -> dict:

@@ -25,7 +25,7 @@ from .errors import UserError
 from .expand import ExpandedTask, expand_task, load_expanded, save_expanded
 from .spec import spec_from_project
 from .store import RowRecord
-from .transform import insert_rows
+from .curation import write_rows
 from .validate import RowValidator, ValidationConfig, eval_texts_for
 
 
@@ -170,19 +170,19 @@ def run_synth_job(ctx, client=None) -> dict:
                 err = (res.error if res is not None else "no reply") or "unparsable reply"
                 code = "invalid_json" if "invalid output" in err else "llm_error"
                 recs.append(RowRecord(input=None, output=None, status="rejected", reason=f"{code}: {err[:300]}",
-                                      source="synthetic", dataset_id="synthetic", source_row_id=f"{ci}:0",
+                                      source="synthetic", dataset_id="synthetic", source_row_id=f"{run_id}/{ci}:0",
                                       path="llm", llm_call_id=res.call_id if res else None, run_id=run_id))
                 continue
             for j, ex in enumerate(res.parsed.examples):
                 reason = v.check(ex.input, ex.output)
                 recs.append(RowRecord(input=ex.input.strip(), output=ex.output.strip(),
                                       status="rejected" if reason else "kept", reason=reason, source="synthetic",
-                                      dataset_id="synthetic", source_row_id=f"{ci}:{j}",
+                                      dataset_id="synthetic", source_row_id=f"{run_id}/{ci}:{j}",
                                       source_json={"call": ci, "temperature": opts.temperature(ci)}, path="llm",
                                       llm_call_id=res.call_id, content_hash=text_hash(ex.input), run_id=run_id))
         k = sum(1 for r in recs if r.status == "kept")
         ctx.commit(key, {"n": n, "kept": k, "rejected": len(recs) - k},
-                   extra=lambda c, recs=recs: insert_rows(c, pid, recs))
+                   extra=lambda c, recs=recs: write_rows(c, pid, recs))
         results[key] = {"n": n}
         i += n
         calls += n

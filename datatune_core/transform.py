@@ -4,14 +4,9 @@ For each accepted dataset config, in rank order, until the target size (default 
 cap (default 4): load (or create and store) the expanded task, the column mapping and the plan; choose the
 execution path - the compiled template when the plan is a deterministic reformat whose template agrees with
 LLM-executed rows on a sample, otherwise one cheap LLM call per row - then transform rows in small units,
-validate them, and commit each unit together with its rows. A dataset whose failure rate on its first
-`probe_size` rows exceeds `failure_threshold` (default 1/3) is stopped, and the job log says why.
+validate them. The job itself and its re-run actions (continue, retransform, retry-failed) are in
+`transform_run`; row identity and the user's sticky decisions in `curation`.
 
-Resume: unit keys are `prep:<ds>` and `rows:<ds>:<offset>`; a unit's rows and its done-mark are written in one
-transaction, the validator's duplicate state is rebuilt from the run's stored rows, and LLM answers already
-received come from the response cache - so kill -9 + resume loses no row and pays for no answer twice.
-
-    >>> job_id = start_transform(store, project_id, TransformOptions(target_size=200))   # job kind "transform"
     >>> res = dry_run(store, project_id, "bigbench/temporal_sequences", "default", k=5)  # no rows written
     >>> job_id = start_dry_run(store, project_id, "bigbench/temporal_sequences")  # job kind "dry_run"; the result
     >>> last_dry_run(store, project_id, "bigbench/temporal_sequences", None)      # is kept as an artifact
@@ -34,9 +29,10 @@ from .schema import ColumnMapping, load_mapping, propose_mapping, save_mapping
 from .spec import spec_from_project
 from .store import RowRecord
 from .template import TemplateRefused, TemplateRenderError, render_row
-from .validate import FAILURE_CODES, RowValidator, ValidationConfig, eval_texts_for, reason_code
+from .validate import RowValidator, ValidationConfig, eval_texts_for
 
 PATHS = ("auto", "template", "llm")
+MODES = ("continue", "retransform", "retry-failed")  # see transform_run
 
 
 @dataclass
@@ -60,6 +56,7 @@ class TransformOptions:
     run_id: str = ""  # default "transform-<job id>"
     budget_usd: float | None = None  # run budget (the LLM client pauses the job when reached)
     validation: dict = field(default_factory=dict)  # ValidationConfig fields
+    mode: str = "continue"  # continue | retransform | retry-failed (transform_run)
 
     def __post_init__(self) -> None:
         if self.target_size < 1:
@@ -70,6 +67,10 @@ class TransformOptions:
             raise UserError("failure_threshold must be in (0, 1], e.g. 0.333.")
         if self.batch_size < 1 or self.probe_size < 1 or self.check_size < 1:
             raise UserError("batch_size, probe_size and check_size must be at least 1.")
+        if self.mode not in MODES:
+            raise UserError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}.")
+        if self.target_size > 10_000_000:
+            raise UserError("target_size can be at most 10,000,000 rows.")
         if self.path not in PATHS:
             raise UserError(f"path must be one of {PATHS}, not {self.path!r}.")
         self.datasets = [d if isinstance(d, dict) else {"dataset_id": str(d), "config": None} for d in self.datasets]
@@ -243,8 +244,8 @@ def prepare_row(raw: dict, mapping: ColumnMapping, row_id: str, opts: TransformO
 
 
 def transform_rows(prep: Prepared, decision: PathDecision, rows: list[tuple[str, dict]], client, opts,
-                   unit_prefix: str = "") -> list[RowOutcome]:
-    """Rows (already prepared) -> outcomes through the chosen path."""
+                   unit_prefix: str = "", seed: str | None = None) -> list[RowOutcome]:
+    """Rows (already prepared) -> outcomes through the chosen path. `seed` makes fresh LLM requests (retries)."""
     if decision.path == "template":
         out = []
         for rid, row in rows:
@@ -258,7 +259,7 @@ def transform_rows(prep: Prepared, decision: PathDecision, rows: list[tuple[str,
         raise UserError("This dataset needs the per-row LLM path (its plan is not a deterministic reformat), but "
                         "no LLM is enabled. Set ANTHROPIC_API_KEY (or use the embedded model) and run again.")
     prefix = build_prefix(prep.expanded, prep.plan)
-    return execute_rows(client, prefix, rows, concurrency=opts.concurrency, unit_prefix=unit_prefix)
+    return execute_rows(client, prefix, rows, concurrency=opts.concurrency, unit_prefix=unit_prefix, seed=seed)
 
 
 def _similar(a: str, b: str) -> float:
@@ -303,21 +304,22 @@ def decide_path(prep: Prepared, rows: list[tuple[str, dict]], client, opts: Tran
                                f"{len(sample)} sample rows (need {opts.agreement:.0%})", frac, len(sample))
 
 
-def build_validator(store, project_id: int, expanded: ExpandedTask, opts: TransformOptions, run_id: str | None,
+def build_validator(store, project_id: int, expanded: ExpandedTask, opts: TransformOptions,
+                    exclude_ids: set[int] | None = None, exclude_source: tuple[str, str] | None = None,
                     log=None) -> RowValidator:
-    """A validator with the task's labels, demos and eval rows, seeded with this run's and synthetic kept rows."""
+    """A validator with the task's labels, demos and eval rows, seeded with the project's kept rows (for the
+    duplicate checks) except the rows about to be transformed again (`exclude_ids`) or one source's rows
+    (`exclude_source` = (dataset, config), for a dry run of that source)."""
     texts, note = eval_texts_for(expanded.eval_task)
     if log:
         log(note)
     v = RowValidator(label_space=expanded.label_space, demos=expanded.examples, eval_texts=texts,
                      config=ValidationConfig.from_dict(opts.validation))
-    seeds = []
-    if run_id is not None:
-        seeds += store.query("SELECT input, output FROM rows WHERE project_id=? AND run_id=? AND status IN "
-                             "('kept','edited') ORDER BY id", (project_id, run_id))
-    seeds += store.query("SELECT input, output FROM rows WHERE project_id=? AND source='synthetic' AND run_id<>? "
-                         "AND status IN ('kept','edited') ORDER BY id", (project_id, run_id or ""))
-    v.seed((r[0], r[1]) for r in seeds)
+    ex = exclude_ids or set()
+    ds, cfg = exclude_source or ("", "")
+    v.seed((r[1], r[2]) for r in store.query(
+        "SELECT id, input, output, dataset_id, config FROM rows WHERE project_id=? AND status IN ('kept','edited') "
+        "ORDER BY id", (project_id,)) if r[0] not in ex and not (exclude_source and r[3] == ds and r[4] == cfg))
     return v
 
 
@@ -339,24 +341,6 @@ def to_records(outcomes: list[RowOutcome], rows: list[tuple[str, dict]], reasons
                               llm_call_id=o.call_id, content_hash=text_hash(o.input) if o.input else None,
                               run_id=run_id))
     return recs
-
-
-def insert_rows(conn, project_id: int, rows: list[RowRecord]) -> None:
-    """Insert rows inside an open transaction (used by job units so rows and done-mark commit together)."""
-    import time
-
-    t = time.time()
-    for r in rows:
-        conn.execute(
-            "INSERT INTO rows(project_id, run_id, source, dataset_id, config, source_row_id, source_json, input,"
-            " output, status, reason, plan_version, path, llm_call_id, content_hash, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT(project_id, run_id, dataset_id, config, source_row_id) DO UPDATE SET"
-            " input=excluded.input, output=excluded.output, status=excluded.status, reason=excluded.reason,"
-            " path=excluded.path, llm_call_id=excluded.llm_call_id, updated_at=excluded.updated_at",
-            (project_id, r.run_id, r.source, r.dataset_id, r.config, str(r.source_row_id),
-             json.dumps(r.source_json, ensure_ascii=False, default=str) if r.source_json is not None else None,
-             r.input, r.output, r.status, r.reason, r.plan_version, r.path, r.llm_call_id, r.content_hash, t, t))
 
 
 # ------------------------------------------------------------------------------------------ dry run
@@ -405,7 +389,7 @@ def dry_run(store, project_id: int, dataset_id: str, config: str | None = None, 
     decision = decide_path(prep, rows, client, opts)
     sample = rows[:k]
     outs = transform_rows(prep, decision, sample, client, opts, unit_prefix="dry:")
-    v = build_validator(store, project_id, prep.expanded, opts, run_id=None)
+    v = build_validator(store, project_id, prep.expanded, opts, exclude_source=(dataset_id, prep.config or ""))
     samples = []
     for o, (rid, row) in zip(outs, sample):
         reason = validate_outcome(v, o, row, prep)
@@ -476,148 +460,3 @@ def run_dry_run_job(ctx, client=None) -> dict:
     ctx.commit("dry", {"kept": kept, "artifact_id": art})
     ctx.progress(f"{kept} of {len(res.samples)} sample rows kept", done=1)
     return {"kept": kept, "rows": len(res.samples), "path": res.decision.path, "artifact_id": art}
-
-
-# ---------------------------------------------------------------------------------------------- job
-def start_transform(store, project_id: int, options: TransformOptions | dict | None = None,
-                    background: bool = True) -> int:
-    """Start the transform job (kind "transform"); returns the job id at once."""
-    from .jobs import start_job
-
-    opts = options if isinstance(options, TransformOptions) else TransformOptions.from_dict(options or {})
-    resolve_sources(store, project_id, opts)  # fail early with a clear message
-    return start_job(store, "transform", opts.to_dict(), project_id=project_id, total=opts.target_size,
-                     background=background)
-
-
-def _kept(store, project_id: int, run_id: str) -> int:
-    return int(store.query_one("SELECT COUNT(*) FROM rows WHERE project_id=? AND run_id=? AND status IN "
-                               "('kept','edited')", (project_id, run_id))[0])
-
-
-def run_transform_job(ctx, client=None) -> dict:
-    """The job body (see module docstring). `client` overrides the settings' LLM client (in-process use)."""
-    store, pid = ctx.store, ctx.project_id
-    if pid is None:
-        raise UserError("A transform job needs a project.")
-    opts = TransformOptions.from_dict(ctx.config)
-    run_id = opts.run_id or f"transform-{ctx.job_id}"
-    if client is None:
-        client = make_client(store, pid, ctx.job_id, opts)
-    sources = resolve_sources(store, pid, opts)
-    results = store.unit_results(ctx.job_id)
-    kept = _kept(store, pid, run_id)
-    validator: RowValidator | None = None
-    summary: list[dict] = []
-    ctx.set_total(opts.target_size)
-    for src in sources:
-        if kept >= opts.target_size:
-            break
-        if sum(1 for d in summary if not d.get("skipped")) >= opts.max_datasets:
-            ctx.log(f"dataset cap reached ({opts.max_datasets}); {src['dataset_id']} and later ones not used")
-            break
-        ds, cfg = src["dataset_id"], src.get("config")
-        tag = f"{ds}|{cfg or ''}"
-        pkey = f"prep:{tag}"
-        try:
-            prep = prepare_source(store, pid, ds, cfg, client, pinned=results.get(pkey))  # resume: same versions
-            it = iter(_load_rows(prep.record, prep.config))
-        except UserError as e:  # e.g. metadata-only dataset offline, missing rows file: skip it, say why
-            summary.append({"dataset_id": ds, "config": cfg, "path": None, "reason": str(e), "kept": 0,
-                            "rejected": 0, "failed": 0, "stopped": str(e), "skipped": str(e)})
-            ctx.log(f"{ds}: skipped - {e}", level="warning")
-            continue
-        label = f"{ds} ({prep.config})"
-        if validator is None:
-            validator = build_validator(store, pid, prep.expanded, opts, run_id, ctx.log)
-        if pkey in results:
-            decision = PathDecision(**results[pkey]["decision"])
-        else:
-            head = [(rid, prepare_row(r, prep.mapping, rid, opts))
-                    for rid, r in _load_rows(prep.record, prep.config, limit=opts.check_size)]
-            decision = decide_path(prep, head, client, opts)
-            res = {"decision": decision.to_dict(), "plan_version": prep.plan_version,
-                   "mapping_version": prep.mapping_version, "spec_version": prep.spec_version}
-            ctx.commit(pkey, res)
-            results[pkey] = res
-            ctx.log(f"{label}: {decision.path} path - {decision.reason}")
-        info = {"dataset_id": ds, "config": prep.config, "path": decision.path, "reason": decision.reason,
-                "kept": 0, "rejected": 0, "failed": 0, "stopped": None, "plan_version": prep.plan_version}
-        summary.append(info)
-        if decision.path == "llm" and client is None:  # offline without a model: keep going with the others
-            info["skipped"] = info["stopped"] = "needs the per-row LLM path, but no LLM is enabled"
-            ctx.log(f"{label}: skipped - {info['skipped']}", level="warning")
-            continue
-        offset, probed = 0, False
-        while kept < opts.target_size:
-            if opts.max_rows_per_dataset is not None and offset >= opts.max_rows_per_dataset:
-                break
-            key = f"rows:{tag}:{offset}"
-            if key in results:
-                r = results[key]
-                for _ in range(r["n"]):
-                    next(it, None)
-                info["kept"] += r["kept"]; info["rejected"] += r["rejected"]; info["failed"] += r["failed"]
-                offset += r["n"]
-            else:
-                n = min(opts.batch_size, opts.target_size - kept)
-                if opts.max_rows_per_dataset is not None:
-                    n = min(n, opts.max_rows_per_dataset - offset)
-                if not probed and offset < opts.probe_size:
-                    n = min(n, opts.probe_size - offset)  # the probe ends on a unit boundary
-                batch = []
-                for _ in range(n):
-                    nxt = next(it, None)
-                    if nxt is None:
-                        break
-                    batch.append(nxt)
-                if not batch:
-                    break
-                rows = [(rid, prepare_row(r, prep.mapping, rid, opts)) for rid, r in batch]
-                ctx.check_cancel()
-                outs = transform_rows(prep, decision, rows, client, opts)
-                reasons = [validate_outcome(validator, o, row, prep) for o, (_, row) in zip(outs, rows)]
-                recs = to_records(outs, rows, reasons, prep, ds, run_id)
-                k = sum(1 for x in reasons if x is None)
-                f = sum(1 for x in reasons if x and reason_code(x) in FAILURE_CODES)
-                res = {"n": len(rows), "kept": k, "rejected": len(rows) - k, "failed": f}
-                ctx.commit(key, res, extra=lambda c, recs=recs: insert_rows(c, pid, recs))
-                results[key] = res
-                info["kept"] += k; info["rejected"] += len(rows) - k; info["failed"] += f
-                offset += len(rows)
-                kept = _kept(store, pid, run_id)
-                ctx.progress(f"{label}: {offset} rows read, {kept}/{opts.target_size} kept", done=kept)
-            if not probed and offset >= opts.probe_size:
-                probed = True
-                rate = info["failed"] / max(1, offset)
-                if rate > opts.failure_threshold:
-                    info["stopped"] = (f"failure rate {rate:.0%} on the first {offset} rows exceeds "
-                                       f"{opts.failure_threshold:.0%}")
-                    if f"stop:{tag}" not in results:
-                        ctx.commit(f"stop:{tag}", {"reason": info["stopped"]})
-                        ctx.log(f"{label}: stopped - {info['stopped']}", level="warning")
-                    break
-        kept = _kept(store, pid, run_id)
-    by_reason: dict[str, int] = {}
-    for r in store.query("SELECT reason FROM rows WHERE project_id=? AND run_id=? AND status='rejected'",
-                         (pid, run_id)):
-        code = reason_code(r[0]) or "unknown"
-        by_reason[code] = by_reason.get(code, 0) + 1
-    ctx.progress(f"done: {kept} rows kept", done=kept)
-    if kept < opts.target_size:
-        ctx.log(f"target {opts.target_size} not reached: {kept} rows kept from {len(summary)} dataset(s); accept "
-                "more datasets, raise the dataset cap, or add synthetic rows (`datatune synth run`)",
-                level="warning")
-    return {"run_id": run_id, "kept": kept, "target_size": opts.target_size, "datasets": summary,
-            "rejected_by_reason": by_reason}
-
-
-def transform_status(store, project_id: int) -> dict:
-    """The latest transform job of a project and its row counts (for `datatune transform status`)."""
-    jobs = [j for j in store.list_jobs(project_id) if j.kind == "transform"]
-    out: dict[str, Any] = {"rows": store.row_stats(project_id)}
-    if jobs:
-        j = jobs[0]
-        out["job"] = {"id": j.id, "status": j.status, "message": j.message, "done": j.progress_done,
-                      "total": j.progress_total, "error": j.error, "result": j.result}
-    return out

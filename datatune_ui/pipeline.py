@@ -154,7 +154,16 @@ def transform_defaults() -> dict:
 
 
 def start_transform(store: Store, pid: int, options: dict) -> int:
-    return _transform().start_transform(store, pid, options)
+    from datatune_core.transform_run import start_transform as start
+
+    return start(store, pid, options)
+
+
+def preview_transform(store: Store, pid: int, options: dict) -> dict:
+    """What a transform action will do (N new, M re-transformed, K left as decided), before it starts."""
+    from datatune_core.transform_run import preview_transform as preview
+
+    return preview(store, pid, options)
 
 
 def run_rows(store: Store, pid: int, run_id: str) -> dict:

@@ -14,10 +14,14 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from datatune_core.curation import revisions
+from datatune_core.reasons import plain_reason, reason_label
 from datatune_core.store import Store
 
 SYNTHETIC = "synthetic"
-STATUS_CHOICES = ["kept", "edited", "rejected"]
+STATUS_CHOICES = ["kept", "edited", "rejected", "filtered"]  # the user sets kept or rejected; the rest are shown
+STATUS_HELP = {"kept": "passed every check (or you accepted it)", "edited": "you changed its text",
+               "rejected": "a system failure, or you rejected it", "filtered": "left out by a rule of the plan"}
 EDITABLE = ("input", "output", "status")
 
 
@@ -31,6 +35,7 @@ class RowFilter:
     search: str | None = None
     min_len: int | None = None
     max_len: int | None = None
+    flagged: bool = False  # only rows whose plan changed since you accepted or edited them
 
     def store_filters(self) -> dict:
         """The keyword filters `Store.list_rows/count_rows/set_status_where` understand."""
@@ -49,13 +54,24 @@ class RowFilter:
             f["min_len"] = int(self.min_len)
         if self.max_len:
             f["max_len"] = int(self.max_len)
+        if self.flagged:
+            f["stale"] = True
         return f
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     def describe(self) -> str:
-        parts = [f"{k}={v!r}" for k, v in asdict(self).items() if v not in (None, "", 0)]
+        names = {"status": "status", "source": "source", "reason": "reason", "search": "text", "min_len": "at least",
+                 "max_len": "at most", "flagged": "flagged"}
+        parts = []
+        for k, v in asdict(self).items():
+            if v in (None, "", 0, False):
+                continue
+            if k == "reason":
+                v = reason_label(v)
+            parts.append(f"{names[k]}: {v}" + (" characters" if k in ("min_len", "max_len") else "")
+                         if k != "flagged" else "flagged rows only")
         return ", ".join(parts) if parts else "all rows"
 
 
@@ -89,7 +105,8 @@ def page_frame(store: Store, pid: int, f: RowFilter, page: int = 1, page_size: i
         "status": [r.status for r in rows],
         "input": [r.input or "" for r in rows],
         "output": [r.output or "" for r in rows],
-        "reason": [r.reason or "" for r in rows],
+        "reason": [plain_reason(r.reason) for r in rows],
+        "flag": [(":warning: plan changed since your decision" if r.stale else "") for r in rows],
         "source": [(r.dataset_id + (f" | {r.config}" if r.config and r.config != "default" else ""))
                    if r.source != SYNTHETIC else SYNTHETIC for r in rows],
         "chars": [len(r.input or "") + len(r.output or "") for r in rows],
@@ -111,7 +128,7 @@ def apply_edits(store: Store, row_ids: list[int], edited_rows: dict) -> int:
         if text:
             store.edit_row(rid, **text)
         status = cols.get("status")
-        if status and status in STATUS_CHOICES:
+        if status in ("kept", "rejected"):  # "edited" comes from editing text; "filtered" only from the plan
             reason = "user_rejected: rejected in review" if status == "rejected" else None
             store.set_row_status([rid], status, reason)
         if text or status:
@@ -139,6 +156,8 @@ def provenance(store: Store, row_id: int) -> dict:
         "row": r,
         "llm_call": call,
         "edits": store.row_edit_history(row_id),
+        "revisions": revisions(store, row_id),
+        "reason": plain_reason(r.reason),
     }
 
 

@@ -145,14 +145,22 @@ def job_panel(job_id: int, *, extra: Callable[[Job], None] | None = None, key: s
                     if j.cancel_requested:
                         st.caption("Stopping after the current unit…")
                 elif j.status in ("cancelled", "interrupted", "paused", "failed"):
-                    if st.button("Resume", key=f"{key}-resume-{j.id}", icon=":material/play_arrow:",
-                                 help="Continues where it stopped; finished units are not redone."):
-                        with guard("Could not resume the job"):
+                    on_input = j.status == "failed" and j.message == J.FAILED_ON_INPUT
+                    label = "Fix and retry" if on_input else ("Try again" if j.status == "failed" else "Resume")
+                    tip = ("Change what the message names first (on this or an earlier page); the job then runs "
+                           "again and keeps what it had finished." if on_input else
+                           "Continues where it stopped; finished units are not redone.")
+                    if st.button(label, key=f"{key}-resume-{j.id}", icon=":material/play_arrow:", help=tip):
+                        with guard("Could not start the job again"):
                             J.resume_job(s, j.id)
                             st.rerun(scope="app")
             if j.status == "failed" and j.error:
-                st.error(f"The job failed: {j.error}. Fix the cause named here, then press Resume.",
-                         icon=":material/error:")
+                err = j.error.rstrip(". ")
+                if j.message == J.FAILED_ON_INPUT:
+                    st.error(f"The job stopped: {err}. Fix that, then press *Fix and retry*.",
+                             icon=":material/error:")
+                else:
+                    st.error(f"The job stopped: {err}.", icon=":material/error:")
             elif j.status == "paused":
                 st.warning(f"Paused: {j.message or 'stopped in a resumable state'}. Press Resume to continue.",
                            icon=":material/pause_circle:")

@@ -168,7 +168,8 @@ def register(app: typer.Typer) -> None:
             llm: bool = typer.Option(True), budget: float = typer.Option(None, help="Run budget in USD."),
             batch_size: int = typer.Option(16), wait: bool = typer.Option(True, help="Wait and show progress.")):
         """Start the transform job (rows are committed unit by unit; resume with `datatune jobs resume`)."""
-        from ..transform import TransformOptions, start_transform
+        from ..transform import TransformOptions
+        from ..transform_run import start_transform
 
         store = open_store()
         p = resolve_project(store, project)
@@ -183,7 +184,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("status")
     def status(project: str):
         """Row counts by status/source/reason and the latest transform job."""
-        from ..transform import transform_status
+        from ..transform_run import transform_status
 
         store = open_store()
         print_json(transform_status(store, resolve_project(store, project).id))
@@ -220,7 +221,8 @@ def register(app: typer.Typer) -> None:
         from ..jobs import start_job
         from ..mix import export_rows, save_dataset
         from ..synth import SynthOptions
-        from ..transform import TransformOptions, dry_run, resolve_sources, start_transform
+        from ..transform import TransformOptions, dry_run, resolve_sources
+        from ..transform_run import start_transform
 
         store = open_store()
         p = resolve_project(store, project)

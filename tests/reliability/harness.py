@@ -336,7 +336,7 @@ class TransformStage(Stage):
         return "transform", opts.to_dict(), ctx["pid"]
 
     def check(self, env, ctx, job):
-        from datatune_core.transform import transform_status
+        from datatune_core.transform_run import transform_status
 
         st, pid = env.store, ctx["pid"]
         run_id = f"transform-{job.id}"

@@ -24,7 +24,8 @@ ITEMS = [("tomato", "red"), ("strawberry", "red"), ("lime", "green"), ("frog", "
 @pytest.fixture
 def curated_project(store, tmp_path, minibench, tiny_model):
     from datatune_core.catalog import add_local_dataset
-    from datatune_core.transform import TransformOptions, start_transform
+    from datatune_core.transform import TransformOptions
+    from datatune_core.transform_run import start_transform
 
     f = tmp_path / "colors.csv"
     with open(f, "w", newline="") as fh:

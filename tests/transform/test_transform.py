@@ -15,7 +15,8 @@ from datatune_core.llm import LLMError, get_client, register_provider
 from datatune_core.llm.scripted import ScriptedProvider
 from datatune_core.mix import MixOptions, build_dataset, export_rows, mix_rows, save_dataset
 from datatune_core.synth import SynthOptions, run_synth_job
-from datatune_core.transform import TransformOptions, dry_run, run_transform_job
+from datatune_core.transform import TransformOptions, dry_run
+from datatune_core.transform_run import run_transform_job
 
 from .conftest import TOPICS, mc_rows, row_from_request, write_dataset
 
@@ -73,8 +74,11 @@ def test_llm_path_when_template_disagrees_and_prompt_shape(store, project):
     for c in calls:
         assert c.role == "cheap" and c.schema is RowReply and len(c.messages) == 1
         assert "Plan" not in c.messages[0]["content"]  # the per-row part is only the row
-    # the outputs are not among the row's choices: rejected by the MC label check, the dataset is stopped
-    assert store.row_stats(project)["by_reason"] == {"label_not_in_space": 30} and ds["stopped"]
+    # the outputs are not among the row's choices: filtered by the MC label check - a rule of the task, not a
+    # system failure, so the failure-rate stop does not fire
+    # system failure, so the failure-rate stop does not fire and the whole dataset is read (60 rows)
+    assert store.row_stats(project)["by_reason"] == {"label_not_in_space": 60} and not ds["stopped"]
+    assert ds["filtered"] == 60 and ds["kept"] == 0 and store.row_stats(project)["by_status"]["filtered"] == 60
     qa = res["datasets"][1]
     assert qa["path"] == "llm" and qa["kept"] == 30 and res["kept"] == 30
     assert {r.path for r in store.list_rows(project, limit=100, status="kept")} == {"llm"}
@@ -115,12 +119,13 @@ def test_execution_reason_codes_and_injection_isolated(store, tmp_path):
 def test_failure_rate_stop_target_and_dataset_cap(store, project, tmp_path):
     def per_row(row):
         if "question" in row:
-            return {"input": None, "output": None}  # the plan says every MC row is irrelevant
+            return "no JSON here"  # every MC row fails: a system failure
         return correct(row)
     prov = ScriptedProvider(responder(per_row))
     res, job = run(store, project, TransformOptions(path="llm", target_size=25, probe_size=10, batch_size=4), prov)
     mc, qa = res["datasets"]
-    assert mc["stopped"].startswith("failure rate 100% on the first 10 rows")
+    assert mc["stopped"]["message"].startswith("stopped early: 100% of the first 10 rows failed")
+    assert mc["stopped"]["threshold"] == pytest.approx(1 / 3) and mc["failed"] == 10
     assert qa["kept"] == 25 and res["kept"] == 25  # stops exactly at the target
     assert any("stopped" in l["message"] for l in store.job_logs(job))
     store.delete_rows(project)
@@ -242,7 +247,11 @@ def test_dataset_without_rows_is_skipped_with_reason(store, project):
 
 def test_two_runs_over_one_dataset_do_not_duplicate_the_dataset(store, project):
     run(store, project, TransformOptions(use_llm=False, target_size=15), None)
-    run(store, project, TransformOptions(use_llm=False, target_size=15), None)  # a second run, same rows
-    assert store.count_rows(project, status="kept") == 30
+    res, _ = run(store, project, TransformOptions(use_llm=False, target_size=15), None)  # a second run, same rows
+    assert store.count_rows(project) == 15 and res["transformed"] == 0  # the target is met: nothing to do
+    res, _ = run(store, project, TransformOptions(use_llm=False, target_size=25), None)  # continue to a new target
+    assert store.count_rows(project, status="kept") == 25 and res["datasets"][0]["new"] == 10
+    ids = [(r.dataset_id, r.config, r.source_row_id) for r in store.list_rows(project, limit=100)]
+    assert len(ids) == len(set(ids)) == 25
     rows, stats = mix_rows(store, project)
-    assert len(rows) == 15 and stats["duplicates_dropped"] == 15
+    assert len(rows) == 25 and stats["rows"] == 25
