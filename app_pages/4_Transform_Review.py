@@ -14,6 +14,7 @@ from datatune_ui import pipeline, review, state, widgets
 from datatune_ui import quality as Q
 from datatune_ui.errors import guard, show_error
 from datatune_ui.jobs import QUALITY_KIND, SYNTH_KIND
+from datatune_core.reasons import reason_label
 
 widgets.header(
     "Transform and review",
@@ -30,38 +31,53 @@ job = widgets.latest_job(pid, "transform")
 live = job is not None and job.status in widgets.LIVE_STATES
 
 # ------------------------------------------------------------------------------------------ launch
-with st.expander("Start a transformation", expanded=job is None):
+MODES = {"continue": "Continue to the target (new source rows only)",
+         "retransform": "Re-transform with the new plan (affected rows only)",
+         "retry-failed": "Retry failed rows (system failures only)"}
+with st.expander("Start a transformation", expanded=job is None or not live):
     defaults = pipeline.transform_defaults()
     settings = dict(p.settings or {})
-    with st.form(f"dt_tf_{pid}", border=False):
-        c1, c2, c3 = st.columns(3)
-        target = c1.number_input("Rows to keep (target size)", min_value=1, max_value=1_000_000,
-                                 value=int(settings.get("target_size") or defaults["target_size"]), step=100,
-                                 help="The job stops once this many rows pass validation.")
-        max_ds = c2.number_input("At most this many datasets", min_value=1, max_value=50,
-                                 value=int(defaults["max_datasets"]))
-        budget = c3.number_input("Budget for this run (US$, 0 = none)", min_value=0.0, step=1.0,
-                                 value=float(settings.get("budget_usd") or 0.0))
-        paths = ["auto", "template", "llm"]
-        path = c1.selectbox("Execution path", paths, index=paths.index(settings.get("transform_path", "auto")),
-                            help="Set per project on the Plan page; 'auto' picks the template when it agrees "
-                                 "with the LLM on sample rows.")
-        use_llm = c2.toggle("Use the language model", value=True,
-                            help="Off: offline heuristics only (template path; rows that need judgement are "
-                                 "skipped).")
-        why = None
-        if not sources:
-            why = "Accept at least one dataset on the Datasets page first."
-        elif live:
-            why = f"Transformation job #{job.id} is still running; cancel it or wait for it to finish."
-        go = st.form_submit_button("Start transformation", type="primary", icon=":material/play_arrow:",
-                                   disabled=why is not None, help=why)
-        if why:
-            st.caption(f":material/block: {why}")
+    TK = f"dt_tf_{pid}_"
+    has_rows = store.count_rows(pid, source="transformed") > 0
+    mode = st.radio("What to do", list(MODES), format_func=MODES.get, key=TK + "mode", horizontal=True,
+                    disabled=not has_rows, help="Your accepts, rejects and edits are kept by every action.")
+    mode = mode if has_rows else "continue"
+    c1, c2, c3 = st.columns(3)
+    target = c1.number_input("Rows to keep (target size)", min_value=1, max_value=1_000_000,
+                             value=min(1_000_000, int(settings.get("target_size") or defaults["target_size"])),
+                             step=100, key=TK + "target",
+                             help="The job stops once this many rows pass validation (1 to 1,000,000).")
+    max_ds = c2.number_input("At most this many datasets", min_value=1, max_value=50,
+                             value=int(defaults["max_datasets"]), key=TK + "maxds", help="1 to 50.")
+    budget = c3.number_input("Budget for this run (US$, 0 = none)", min_value=0.0, max_value=100_000.0, step=1.0,
+                             value=min(100_000.0, float(settings.get("budget_usd") or 0.0)), key=TK + "budget",
+                             help="Up to $100,000; the job pauses when it is reached.")
+    paths = ["auto", "template", "llm"]
+    path = c1.selectbox("Execution path", paths, index=paths.index(settings.get("transform_path", "auto")),
+                        key=TK + "path", format_func={"auto": "automatic", "template": "template only",
+                                                      "llm": "language model for every row"}.get,
+                        help="Set per project on the Plan page; 'automatic' uses the compiled template whenever "
+                             "the column mapping allows it.")
+    use_llm = c2.toggle("Use the language model", value=True, key=TK + "llm",
+                        help="Off: offline heuristics only (template path; rows that need judgement are skipped).")
+    threshold = c3.number_input("Stop a dataset when more than this % of its first rows fail", min_value=1,
+                                max_value=100, value=int(round(100 * defaults["failure_threshold"])),
+                                key=TK + "thr", help="Only system failures count (unreadable replies, model "
+                                                     "errors, empty fields); rows the plan filters never do.")
+    opts = {"target_size": int(target), "max_datasets": int(max_ds), "path": path, "use_llm": use_llm,
+            "budget_usd": float(budget) or None, "mode": mode, "failure_threshold": threshold / 100}
+    why = None
+    if not sources:
+        why = "Accept at least one dataset on the Datasets page first."
+    elif live:
+        why = f"Transformation job #{job.id} is still running; cancel it or wait for it to finish."
+    else:
+        with guard("Could not work out what this action will do"):
+            pre = pipeline.preview_transform(store, pid, opts)
+            st.info(pre["message"], icon=":material/info:")
+    go = widgets.button("Start transformation", key=TK + "go", type="primary", icon=":material/play_arrow:", disabled_reason=why)
     if go:
         with guard("Could not start the transformation"):
-            opts = {"target_size": int(target), "max_datasets": int(max_ds), "path": path, "use_llm": use_llm,
-                    "budget_usd": float(budget) or None}
             state.update_settings(pid, target_size=int(target))
             pipeline.start_transform(store, pid, opts)
             st.rerun()
@@ -72,18 +88,41 @@ def _live_figures(j) -> None:
     counts = pipeline.run_rows(store, pid, run_id)
     usage = review.llm_usage(store, pid, j.id)
     by = counts["by_status"]
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Kept", f"{by.get('kept', 0) + by.get('edited', 0):,}")
-    c2.metric("Rejected", f"{by.get('rejected', 0):,}")
-    c3.metric("LLM calls", f"{usage['calls']:,}", help=f"{usage['cached']:,} answered from the cache")
-    c4.metric("Cost so far", f"${usage['cost_usd']:,.4f}")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.metric("Kept", f"{by.get('kept', 0):,}")
+    c2.metric("Filtered", f"{by.get('filtered', 0):,}", help="Left out by the plan's own rules or the allowed "
+                                                              "answers; never counted as failures.")
+    c3.metric("Failed", f"{by.get('rejected', 0):,}", help="System failures: unreadable replies, model errors, "
+                                                            "empty fields. Retry them with 'Retry failed rows'.")
+    c4.metric("LLM calls", f"{usage['calls']:,}", help=f"{usage['cached']:,} answered from the cache")
+    c5.metric("Cost so far", f"${usage['cost_usd']:,.4f}")
     if counts["by_reason"]:
-        st.caption("Rejections by reason: " + ", ".join(f"{k} {v:,}" for k, v in
-                                                        sorted(counts["by_reason"].items(), key=lambda x: -x[1])))
+        st.caption("Left out, by reason: " + ", ".join(
+            f"{reason_label(k)} {v:,}" for k, v in sorted(counts["by_reason"].items(), key=lambda x: -x[1])))
     res = j.result or {}
     for d in res.get("datasets") or []:
-        if d.get("stopped"):
-            st.warning(f"{d.get('dataset_id')}: stopped — {d['stopped']}", icon=":material/warning:")
+        if d.get("skipped"):
+            st.caption(f":material/skip_next: {d.get('dataset_id')}: skipped — {d['skipped']}")
+    stopped = [d for d in res.get("datasets") or [] if d.get("stopped")]
+    for d in stopped:
+        stp = d["stopped"]
+        msg = stp["message"] if isinstance(stp, dict) else str(stp)
+        st.warning(f"**{d.get('dataset_id')}: {msg}.** Raise the threshold and continue, or look at the failed "
+                   "rows below (status: rejected) first.", icon=":material/warning:")
+    if stopped and j.status not in widgets.LIVE_STATES:
+        s1, s2 = st.columns([2, 1], vertical_alignment="bottom")
+        new_thr = s1.number_input("New threshold (% of failed rows allowed)", min_value=1, max_value=100,
+                                  value=min(100, int(round(100 * (j.config or {}).get("failure_threshold", 1 / 3)))
+                                            + 20), key=f"dt_tf_{pid}_cont_thr_{j.id}")
+        with s2:
+            if widgets.button("Continue", key=f"dt_tf_{pid}_cont_{j.id}", icon=":material/play_arrow:",
+                              type="primary", help="Transforms the rows not done yet, with the new threshold; "
+                                                   "rows already made and your decisions stay."):
+                with guard("Could not continue"):
+                    cfg = {k: v for k, v in (j.config or {}).items() if k != "run_id"}
+                    cfg.update(mode="continue", failure_threshold=new_thr / 100)
+                    pipeline.start_transform(store, pid, cfg)
+                    st.rerun(scope="app")
 
 
 if job is not None:
@@ -149,14 +188,22 @@ if stats["total"] == 0:
     st.stop()
 
 bs = stats["by_status"]
-m1, m2, m3, m4 = st.columns(4)
+m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("All rows", f"{stats['total']:,}")
-m2.metric("Kept", f"{bs.get('kept', 0):,}")
-m3.metric("Edited", f"{bs.get('edited', 0):,}")
-m4.metric("Rejected", f"{bs.get('rejected', 0):,}")
+m2.metric("Kept", f"{bs.get('kept', 0):,}", help=review.STATUS_HELP["kept"])
+m3.metric("Edited", f"{bs.get('edited', 0):,}", help=review.STATUS_HELP["edited"])
+m4.metric("Rejected", f"{bs.get('rejected', 0):,}", help=review.STATUS_HELP["rejected"])
+m5.metric("Filtered", f"{bs.get('filtered', 0):,}", help=review.STATUS_HELP["filtered"])
+n_flag = store.count_rows(pid, stale=True)
+if n_flag:
+    st.warning(f"{n_flag:,} row(s) you accepted or edited were transformed again under a new plan and came out "
+               "differently. Your version is kept; tick *Flagged rows only* below to compare them.",
+               icon=":material/flag:")
+st.caption("Training, the quality profile and every export use exactly the kept and edited rows (after the mix "
+           "below). Your accepts, rejects and edits survive every re-run, resume and new plan.")
 if stats["by_reason"]:
-    with st.expander("Rejections by reason", expanded=False):
-        rs = sorted(stats["by_reason"].items(), key=lambda x: -x[1])
+    with st.expander("Rows left out, by reason", expanded=False):
+        rs = sorted(((reason_label(k), v) for k, v in stats["by_reason"].items()), key=lambda x: -x[1])
         fig = px.bar(x=[v for _, v in rs], y=[k for k, _ in rs], orientation="h",
                      labels={"x": "rows", "y": "reason"}, height=60 + 28 * len(rs))
         fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(autorange="reversed"))
@@ -165,19 +212,23 @@ if stats["by_reason"]:
 # filters
 K = f"dt_rv_{pid}_"
 f1, f2, f3, f4 = st.columns([1.2, 2, 1.6, 2.2])
-status = f1.selectbox("Status", ["", "kept", "edited", "rejected"], format_func=lambda x: x or "any",
+status = f1.selectbox("Status", ["", *review.STATUS_CHOICES], format_func=lambda x: x or "any",
                       key=K + "status")
 srcs = review.source_options(store, pid)
 source = f2.selectbox("Source", [""] + srcs, format_func=lambda x: x or "any", key=K + "source")
 reasons = review.reason_options(store, pid, stats)
-reason = f3.selectbox("Rejection reason", [""] + reasons, format_func=lambda x: x or "any", key=K + "reason")
+reason = f3.selectbox("Why left out", [""] + reasons, format_func=lambda x: reason_label(x) if x else "any",
+                      key=K + "reason")
 search = f4.text_input("Search input and output", key=K + "search", placeholder="words to find")
-l1, l2, l3, _ = st.columns([1.2, 1.2, 1.2, 4])
-min_len = l1.number_input("Min. length (chars)", min_value=0, value=0, step=50, key=K + "min")
-max_len = l2.number_input("Max. length (0 = none)", min_value=0, value=0, step=50, key=K + "max")
+l1, l2, l3, l4 = st.columns([1.2, 1.2, 1.2, 4], vertical_alignment="bottom")
+min_len = l1.number_input("Min. length (chars)", min_value=0, max_value=1_000_000, value=0, step=50, key=K + "min")
+max_len = l2.number_input("Max. length (0 = none)", min_value=0, max_value=1_000_000, value=0, step=50,
+                          key=K + "max")
 page_size = l3.selectbox("Rows per page", [25, 50, 100, 200], index=1, key=K + "size")
+flagged = l4.checkbox("Flagged rows only", key=K + "flag", disabled=not n_flag,
+                      help="Rows whose plan changed since you accepted or edited them.")
 flt = review.RowFilter(status=status or None, source=source or None, reason=reason or None,
-                       search=search or None, min_len=min_len or None, max_len=max_len or None)
+                       search=search or None, min_len=min_len or None, max_len=max_len or None, flagged=flagged)
 total = review.count(store, pid, flt)
 n_pages = max(1, math.ceil(total / page_size))
 
@@ -206,20 +257,22 @@ if total:
     editor_key = f"{K}editor_{st.session_state[REV]}"
     st.data_editor(
         df, key=editor_key, on_change=_apply, args=(editor_key, ids), width="stretch",
-        height=min(38 + 35 * len(df), 620), disabled=["reason", "source", "chars"],
+        height=min(38 + 35 * len(df), 620), disabled=["reason", "flag", "source", "chars"],
         column_config={
             "_index": st.column_config.NumberColumn("row", format="%d", width=50),
             "status": st.column_config.SelectboxColumn("status", options=review.STATUS_CHOICES, required=True,
                                                        width=80),
             "input": st.column_config.TextColumn("input", width=330),
             "output": st.column_config.TextColumn("output", width=200),
-            "reason": st.column_config.TextColumn("reason", width=150),
+            "reason": st.column_config.TextColumn("why left out", width=220),
+            "flag": st.column_config.TextColumn("flag", width=120),
             "source": st.column_config.TextColumn("source", width=110),
             "chars": st.column_config.NumberColumn("chars", width=55),
         },
     )
-    st.caption(f"Page {page} of {n_pages}. Double-click a cell to edit input, output or status; edits are saved "
-               "at once and the old text is kept in the row's history.")
+    st.caption(f"Page {page} of {n_pages}. Double-click a cell to edit input or output, or set the status to kept "
+               "(accept) or rejected; changes are saved at once, the old text stays in the row's history, and no "
+               "re-run undoes them.")
 msg = st.session_state.pop(K + "msg", None)
 if msg:
     st.success(msg, icon=":material/check:")
@@ -266,10 +319,19 @@ if total:
                         st.markdown(f"**LLM call:** {c['provider']} / {c['model']} · {c['input_tokens']}+"
                                     f"{c['output_tokens']} tokens · ${c['cost_usd']:.5f}"
                                     + (" · from cache" if c["from_cache"] else ""))
-                    st.markdown(f"**Status:** {r.status}" + (f" — {r.reason}" if r.reason else ""))
+                    st.markdown(f"**Status:** {r.status}" + (f" — {pv['reason']}" if r.reason else "")
+                                + (" · **your decision**" if r.decision else ""))
+                    if r.stale:
+                        st.warning(r.stale, icon=":material/flag:")
+                        st.markdown(f"**New transformation:** {r.machine_input or ''} → **{r.machine_output or ''}**")
                 with c2:
                     st.markdown("**Original source row**")
                     st.json(r.source_json or {}, expanded=True)
+                if len(pv["revisions"]) > 1:
+                    st.markdown("**Revisions (each transformation of this source row)**")
+                    st.dataframe([{"revision": v["revision"], "plan": v["plan_version"], "status": v["status"],
+                                   "input": v["input"], "output": v["output"]} for v in pv["revisions"]],
+                                 hide_index=True, width="stretch")
                 if pv["edits"]:
                     st.markdown("**Edit history**")
                     st.dataframe([{"when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["created_at"])),

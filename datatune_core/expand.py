@@ -15,6 +15,7 @@ examples (label space from `TaskSpec.labels` or from repeated short outputs). Ev
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -97,11 +98,36 @@ def _guess_labels(spec: TaskSpec) -> tuple[str, list[str] | None]:
             cap = outs[0][:1].isupper()
             return "classification", [p.capitalize() if cap else p for p in pair]
     inst = spec.instruction.lower()
+    short = bool(outs) and all(len(o.split()) <= 3 and len(o) <= 40 for o in outs)
+    distinct = list(dict.fromkeys(o.lower() for o in outs))
+    named = _named_labels(spec.instruction)
+    if short and named and set(distinct) <= set(named):  # "... as positive or negative" and examples agree
+        return "classification", _cased(named, outs)
+    if short and len(outs) >= 3 and len(distinct) < len(outs) and len(distinct) <= 20:  # a label repeats
+        return "classification", _cased(distinct, outs)
     if any(w in inst for w in ("multiple choice", "multiple-choice", "choose the", "pick the", "options")):
         return "multiple_choice", None
     if any(("options:" in e.input.lower() or "\n(a)" in e.input.lower()) for e in spec.examples):
         return "multiple_choice", None
     return "generative", None
+
+
+_OR_LIST = re.compile(r"\b(?:as|into|either|labels?|answers?|with)\s+((?:[\w'-]+,\s*)*[\w'-]+,?\s+or\s+[\w'-]+)",
+                      re.IGNORECASE)
+
+
+def _named_labels(instruction: str) -> list[str]:
+    """Labels an instruction names, e.g. "... as positive or negative" -> ["positive", "negative"]."""
+    m = _OR_LIST.search(instruction or "")
+    if not m:
+        return []
+    return [w.strip().lower() for w in re.split(r",\s*(?:or\s+)?|\s+or\s+", m.group(1)) if w.strip()]
+
+
+def _cased(labels: list[str], outs: list[str]) -> list[str]:
+    """Labels written the way the examples write them (case)."""
+    seen = {o.lower(): o for o in outs}
+    return [seen.get(x, x) for x in labels]
 
 
 def heuristic_expansion(spec: TaskSpec) -> ExpandedTask:

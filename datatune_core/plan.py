@@ -81,13 +81,13 @@ class Plan:
             check_template(self.template)
 
 
-def _labels_fit(expanded, mapping, sample_rows: list[dict]) -> bool:
-    """Do the output column's sample values already lie in the task's label space (when it has one)?"""
+def _labels_fit(expanded, mapping, sample_rows: list[dict]) -> float:
+    """The fraction of the output column's sample values that lie in the task's label space (1.0 without one)."""
     if not expanded.label_space or not mapping.output_column:
-        return True
+        return 1.0
     space = {normalize_text(x) for x in expanded.label_space}
     vals = [r.get(mapping.output_column) for r in sample_rows if mapping.output_column in r]
-    return bool(vals) and all(normalize_text(str(v)) in space for v in vals)
+    return sum(normalize_text(str(v)) in space for v in vals) / len(vals) if vals else 0.0
 
 
 def heuristic_plan(expanded, mapping, sample_rows: list[dict], columns: dict[str, str] | None = None) -> Plan:
@@ -103,13 +103,22 @@ def heuristic_plan(expanded, mapping, sample_rows: list[dict], columns: dict[str
     else:
         steps.append("Derive the output the task asks for from the input columns.")
     steps.append("Return null for rows whose input or output is empty.")
-    template = heuristic_template(ins, out, cols, expanded.task_kind) if out else None
+    # a classification task whose examples show no options list: the input is the text alone, like the examples
+    show_choices = expanded.task_kind != "classification" or any(
+        "options:" in str(e.get("input", "")).lower() for e in expanded.examples or [])
+    template = heuristic_template(ins, out, cols, expanded.task_kind, show_choices=show_choices) if out else None
     notes = []
     det = template is not None
-    if det and not _labels_fit(expanded, mapping, sample_rows):
+    fit = _labels_fit(expanded, mapping, sample_rows)
+    if det and fit == 0.0:
         det = False
-        notes.append(f"sample values of '{out}' are not in the task's label space {expanded.label_space}: "
+        notes.append(f"no sample value of '{out}' is one of the task's answers {expanded.label_space}: "
                      "outputs must be derived per row (LLM path)")
+    elif det and fit < 1.0:
+        steps.append(f"Keep only rows whose '{out}' is one of the allowed answers: "
+                     f"{', '.join(expanded.label_space)} (other rows are filtered).")
+        notes.append(f"some values of '{out}' are not among the allowed answers ({', '.join(expanded.label_space)});"
+                     " those rows are filtered, not failed")
     if template is None:
         notes.append("no output column: outputs must be generated per row (LLM path)")
     return Plan(dataset_id=mapping.dataset_id, config=mapping.config, steps=steps, deterministic=det,

@@ -199,11 +199,12 @@ class TemplateRenderError(ValueError):
 
 
 def heuristic_template(input_columns: list[str], output_column: str | None, columns: dict[str, str],
-                       task_kind: str = "generative") -> RowTemplate | None:
+                       task_kind: str = "generative", show_choices: bool = True) -> RowTemplate | None:
     """The deterministic reformat template implied by a column mapping, or None when there is no output column.
 
-    input/choices/answer -> a multiple-choice prompt ("Options:" list) and the answer text; several input
-    columns -> "Name: value" lines; one input column -> its value.
+    input/choices/answer -> a multiple-choice prompt ("Options:" list) and the answer text (without the list when
+    `show_choices` is False: a classification task whose examples are plain text); several input columns ->
+    "Name: value" lines; one input column -> its value.
     """
     if not output_column or not input_columns:
         return None
@@ -219,10 +220,11 @@ def heuristic_template(input_columns: list[str], output_column: str | None, colu
         parts.append("{{ %s }}" % ref(text_cols[0]))
     else:
         parts += ["%s: {{ %s }}" % (c.replace("_", " ").capitalize(), ref(c)) for c in text_cols]
-    for c in choice_cols:
+    for c in choice_cols if show_choices else []:
         parts.append("Options:\n{%% for c in %s %%}- {{ c }}\n{%% endfor %%}" % ref(c))
     inp = "\n".join(parts)
     out = "{{ %s }}" % ref(output_column)
-    note = ("multiple-choice reformat: question + options list -> answer text" if choice_cols else
+    note = ("multiple-choice reformat: question + options list -> answer text" if choice_cols and show_choices else
+            f"classification reformat: {', '.join(text_cols)} -> input, {output_column} -> label" if choice_cols else
             f"copy {', '.join(text_cols)} -> input and {output_column} -> output")
     return RowTemplate(input=inp, output=out, author="heuristic", note=note)

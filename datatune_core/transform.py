@@ -150,8 +150,8 @@ def resolve_sources(store, project_id: int, opts: TransformOptions) -> list[dict
     else:
         acc = store.list_candidates(project_id, decision="accepted")
         if not acc:
-            raise UserError("No accepted datasets. Accept candidates on the Datasets page (or `datatune retrieve "
-                            "accept`), or pass datasets explicitly.")
+            raise UserError("No accepted datasets. Accept candidates on the Datasets page (or with `datatune candidates "
+                            "accept PROJECT DATASET`), or pass datasets explicitly.")
         items = [{"dataset_id": c["dataset_id"], "config": c.get("config")} for c in acc]
     seen, out = set(), []
     for it in items:  # the same dataset config twice would transform its rows twice
@@ -272,6 +272,10 @@ def decide_path(prep: Prepared, rows: list[tuple[str, dict]], client, opts: Tran
     plan = prep.plan
     if opts.path == "llm":
         return PathDecision("llm", "per-row LLM path chosen by the user")
+    if opts.path == "template" and plan.template is None:
+        why = "; ".join(plan.notes) or "the plan is not a deterministic reformat"
+        raise UserError(f"'Template only' was chosen, but the plan of {plan.dataset_id} has no template ({why}). "
+                        "Write the templates on the Plan page, or choose the automatic path.")
     if plan.template is None or not plan.deterministic:
         why = "; ".join(plan.notes) or "the plan is not a deterministic reformat"
         return PathDecision("llm", f"per-row LLM: {why}")

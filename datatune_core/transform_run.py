@@ -226,7 +226,12 @@ def run_transform_job(ctx, client=None) -> dict:
         else:
             head = [(rid, prepare_row(r, prep.mapping, rid, opts))
                     for rid, r in _load_rows(prep.record, prep.config, limit=opts.check_size)]
-            decision = decide_path(prep, head, client, opts)
+            try:
+                decision = decide_path(prep, head, client, opts)
+            except UserError as e:  # e.g. 'template only' without a template: skip this dataset, say why
+                info["skipped"] = str(e)
+                ctx.log(f"{label}: skipped - {e}", level="warning")
+                continue
             res = {"decision": decision.to_dict(), "plan_version": prep.plan_version,
                    "mapping_version": prep.mapping_version, "spec_version": prep.spec_version}
             ctx.commit(pkey, res)

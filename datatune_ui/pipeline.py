@@ -167,12 +167,12 @@ def preview_transform(store: Store, pid: int, options: dict) -> dict:
 
 
 def run_rows(store: Store, pid: int, run_id: str) -> dict:
-    """Kept/rejected counts of one transform run (for the live job panel)."""
-    out = {r[0]: r[1] for r in store.query("SELECT status, COUNT(*) FROM rows WHERE project_id=? AND run_id=? "
-                                           "GROUP BY status", (pid, run_id))}
+    """What one run produced (the machine's verdicts: kept / rejected = failed / filtered), for the job panel."""
+    out = {r[0]: r[1] for r in store.query("SELECT COALESCE(machine_status, status), COUNT(*) FROM rows WHERE "
+                                           "project_id=? AND run_id=? GROUP BY 1", (pid, run_id))}
     reasons: dict[str, int] = {}
-    for r in store.query("SELECT reason, COUNT(*) FROM rows WHERE project_id=? AND run_id=? AND status='rejected' "
-                         "GROUP BY reason", (pid, run_id)):
+    for r in store.query("SELECT machine_reason, COUNT(*) FROM rows WHERE project_id=? AND run_id=? AND "
+                         "machine_status IN ('rejected','filtered') GROUP BY 1", (pid, run_id)):
         key = (r[0] or "unknown").split(":")[0]
         reasons[key] = reasons.get(key, 0) + r[1]
     return {"by_status": out, "by_reason": reasons}

@@ -166,20 +166,35 @@ def register(app: typer.Typer) -> None:
             target: int = typer.Option(3000), max_datasets: int = typer.Option(4),
             failure_threshold: float = typer.Option(1 / 3), path: str = typer.Option("auto"),
             llm: bool = typer.Option(True), budget: float = typer.Option(None, help="Run budget in USD."),
-            batch_size: int = typer.Option(16), wait: bool = typer.Option(True, help="Wait and show progress.")):
+            batch_size: int = typer.Option(16), wait: bool = typer.Option(True, help="Wait and show progress."),
+            mode: str = typer.Option("continue", help="continue (new source rows, up to the target) | retransform "
+                                                      "(rows of an older plan/mapping) | retry-failed (system "
+                                                      "failures only). Your decisions are kept by all three."),
+            dry: bool = typer.Option(False, "--preview", help="Only say what the action would do."),
+            json_out: bool = typer.Option(False, "--json", help="Print the preview and the result as JSON.")):
         """Start the transform job (rows are committed unit by unit; resume with `datatune jobs resume`)."""
         from ..transform import TransformOptions
-        from ..transform_run import start_transform
+        from ..transform_run import preview_transform, start_transform
 
         store = open_store()
         p = resolve_project(store, project)
         opts = TransformOptions(datasets=_sources(dataset), target_size=target, max_datasets=max_datasets,
                                 failure_threshold=failure_threshold, path=path, use_llm=llm, budget_usd=budget,
-                                batch_size=batch_size)
+                                batch_size=batch_size, mode=mode)
+        pre = preview_transform(store, p.id, opts)
+        if json_out:
+            print_json({"preview": pre})
+        else:
+            typer.echo(pre["message"])
+        if dry:
+            return
         job_id = start_transform(store, p.id, opts)
-        typer.echo(f"transform job {job_id} started")
+        if not json_out:
+            typer.echo(f"transform job {job_id} started")
         if wait:
-            _wait(store, job_id)
+            j = _wait(store, job_id, quiet=json_out)
+            if json_out:
+                print_json({"job": job_id, "status": j.status, "result": j.result, "error": j.error})
 
     @sub.command("status")
     def status(project: str):
@@ -252,8 +267,8 @@ def _mix(target, synthetic_share):
     return MixOptions(target_size=target, shares=shares)
 
 
-def _wait(store, job_id: int) -> None:
-    """Poll a job until it ends, printing progress; exit code 1 when it failed."""
+def _wait(store, job_id: int, quiet: bool = False):
+    """Poll a job until it ends, printing progress (on stderr when `quiet`); exit code 1 when it failed."""
     import time
 
     from ..jobs import wait_job
@@ -266,13 +281,16 @@ def _wait(store, job_id: int) -> None:
             j = store.get_job(job_id)
             msg = f"{j.progress_done}/{j.progress_total or '?'} {j.message or ''}"
             if msg != last:
-                typer.echo(msg)
+                typer.echo(msg, err=quiet)
                 last = msg
             time.sleep(0.5)
             continue
-        typer.echo(f"job {job_id}: {j.status} - {j.message or ''}{' - ' + j.error if j.error else ''}")
+        typer.echo(f"job {job_id}: {j.status} - {j.message or ''}{' - ' + j.error if j.error else ''}", err=quiet)
+        for d in (j.result or {}).get("stopped") or []:
+            typer.echo(f"{d['dataset_id']}: {d['stopped']['message']}; continue with --failure-threshold "
+                       f"{min(1.0, d['stopped']['threshold'] + 0.2):.2f}", err=quiet)
         if j.status == "paused":
-            typer.echo(f"resume with: datatune jobs resume {job_id}")
+            typer.echo(f"resume with: datatune jobs resume {job_id}", err=quiet)
         if j.status == "failed":
             raise typer.Exit(1)
-        return
+        return j
