@@ -106,8 +106,8 @@ with c1:
         st.caption("The server's key, if it needs one, is read from OPENAI_API_KEY "
                    f"({'set' if info.get('openai_key_set') else 'not set'}); it is never stored.")
     bg_key = f"dt_budget_{pid}"
-    st.session_state[bg_key] = float(settings.get("budget_usd") or 0.0)
-    st.number_input("Budget for LLM calls (US$)", min_value=0.0, step=1.0, key=bg_key,
+    st.session_state[bg_key] = min(100_000.0, float(settings.get("budget_usd") or 0.0))
+    st.number_input("Budget for LLM calls (US$)", min_value=0.0, max_value=100_000.0, step=1.0, key=bg_key,
                     help="Jobs pause (resumable) before exceeding it. 0 = no budget.",
                     on_change=lambda: state.update_settings(pid, budget_usd=st.session_state[bg_key] or None))
     with st.expander("Models and batching"):

@@ -167,7 +167,12 @@ with st.expander("Add a local file (CSV, TSV, JSON, JSONL, Parquet, Excel)"):
         else:
             with guard("Could not add the file"):
                 rec = D.upload_local(store, pid, up, name, desc)
-                st.success(f"Added {rec['name']} ({len(rec.get('configs') or [])} config). Accept it above.")
+                st.session_state[f"dt_upload_msg_{pid}"] = (f"Added {rec['name']} "
+                                                           f"({len(rec.get('configs') or [])} config). Accept it "
+                                                           "in the list above.")
+                st.rerun()  # the new candidate shows in the list at once
+    if msg := st.session_state.pop(f"dt_upload_msg_{pid}", None):
+        st.success(msg, icon=":material/check:")
 
 if not n_acc:
     widgets.next_hint("Press **Search**, then accept the datasets that fit your task." if not ranked else

@@ -144,7 +144,7 @@ with st.expander("Add synthetic rows", expanded=synth_live):
                                 help="The job stops once this many synthetic rows pass validation (or after 3x the "
                                      "calls that would need).")
         per_call = s2.number_input("Examples per call", min_value=1, max_value=20, value=int(sdef["per_call"]))
-        syn_budget = s3.number_input("Budget for this run (US$, 0 = none)", min_value=0.0, step=1.0, value=0.0,
+        syn_budget = s3.number_input("Budget for this run (US$, 0 = none)", min_value=0.0, max_value=100_000.0, step=1.0, value=0.0,
                                      key=f"dt_syn_budget_{pid}")
         syn_why = None
         if not (p.instruction or "").strip():
@@ -355,7 +355,8 @@ else:
     share = x1.slider("Synthetic share (%)", 0, 100, step=5, key=MK + "share",
                       value=int(round(100 * cur_mix["synthetic_share"])) if cur_mix else 50,
                       help="The rest of the curated dataset comes from the transformed rows.")
-    target_mix = x2.number_input("Rows in the curated dataset (0 = all kept rows)", min_value=0, step=100,
+    target_mix = x2.number_input("Rows in the curated dataset (0 = all kept rows)", min_value=0, max_value=10_000_000,
+                                 step=100,
                                  key=MK + "target",
                                  value=int((cur_mix or {}).get("target_size") or 0) or
                                  min(n_tr + n_syn_kept, 2 * min(n_tr, n_syn_kept) or n_tr + n_syn_kept))

@@ -31,10 +31,12 @@ with st.container(border=True):
         preset = c1.selectbox("Preset", list(presets), index=list(presets).index("cpu-demo") if "cpu-demo" in presets
                               else 0, help="cpu-demo: about a minute on a laptop CPU with the 135M demo model. "
                                            "paper: the DataTune paper's settings (needs a GPU for real models).")
-        steps = c2.number_input("Max. steps (0 = preset)", min_value=0, value=0, step=10)
-        max_rows = c3.number_input("Max. rows (0 = preset/all)", min_value=0, value=0, step=100)
+        steps = c2.number_input("Max. steps (0 = preset)", min_value=0, max_value=1_000_000, value=0, step=10,
+                                help="Up to 1,000,000.")
+        max_rows = c3.number_input("Max. rows (0 = preset/all)", min_value=0, max_value=10_000_000, value=0, step=100)
         model = c1.text_input("Base model (empty = embedded SmolLM2-135M)", placeholder="local folder or .gguf file")
-        lr = c2.number_input("Learning rate (0 = preset)", min_value=0.0, value=0.0, format="%.6f")
+        lr = c2.number_input("Learning rate (0 = preset)", min_value=0.0, max_value=1.0, value=0.0, format="%.6f",
+                             help="Between 0 and 1 (typical LoRA rates: 0.0001 to 0.001).")
         why = None
         if n_rows == 0:
             why = "No kept rows yet: transform and review rows first."

@@ -37,7 +37,7 @@ with st.container(border=True):
                             index=1 if adapters else 0,
                             help="Each training job keeps its best run's adapter; it is compared with the base "
                                  "model on the same prompts.")
-        limit = c3.number_input("Examples (0 = all)", min_value=0, value=50, step=10)
+        limit = c3.number_input("Examples (0 = all)", min_value=0, max_value=100_000, value=50, step=10)
         why = "Evaluation job #%d is still running." % job.id if live else None
         if not units:
             why = "The BIG-bench tasks are not installed (shared data folder missing)."

@@ -251,7 +251,7 @@ def non_latin_text(w):
     assert [o["input"] for o in out] == [r["text"] for r in rows]
     from datatune_core.store import RowRecord
 
-    w.store.add_rows(w.pid, [RowRecord(input=o["input"], output=o["output"], status="kept", run_id="nl",
+    w.store.add_rows(w.pid, [RowRecord(input=o["input"], output=o["output"], status="kept", run_id="nl", dataset_id="badinput/nl",
                                        source_row_id=str(i)) for i, o in enumerate(out)])
     back = [r.input for r in w.store.list_rows(w.pid, run_id="nl")]
     w.store.delete_rows(w.pid, run_id="nl")
