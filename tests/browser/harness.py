@@ -128,7 +128,7 @@ class Browser:
 
         return self.d.find_element(By.TAG_NAME, "body").text
 
-    def wait_text(self, needle: str, timeout_s: float = 60, fail_on: tuple[str, ...] = ("The job failed",)) -> None:
+    def wait_text(self, needle: str, timeout_s: float = 60, fail_on: tuple[str, ...] = ("The job failed", "The job stopped")) -> None:
         """Wait for `needle` on the page; stop early when one of `fail_on` shows up instead."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -105,10 +105,10 @@ def test_task_to_reviewed_dataset_in_the_browser(studio):
     assert store.count_rows(pid, dataset_id=src, status="rejected") == n
     assert store.count_rows(pid, reason=f"user_rejected: {NOTE}") == n
     select_option(b, "Source", "any")
-    select_option(b, "Rejection reason", "user_rejected")
+    select_option(b, "Why left out", "rejected by you")
     b.wait_text(f"{n:,} row(s) match")
     b.shot("e2e_07_review_bulk_reject")
-    select_option(b, "Rejection reason", "any")
+    select_option(b, "Why left out", "any")
 
     # 7. Review: edit the output of the first row in the table (double-click the cell, type, Enter)
     b.wait_text(f"{store.count_rows(pid):,} row(s) match (all rows)")
