@@ -16,7 +16,6 @@ up-weighted. The weights are chosen by leave-one-query-kind-out cross-validation
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from .queryparse import KIND_TAGS, LANGUAGE_NAMES, ParsedQuery
 from .searchindex import FIELD_GROUPS, SearchIndex, _clean_tag, doc_text
 
 DEPTH = 200  # how deep each signal's ranking goes into the fusion
-SIGNALS = ("bm25", "name", "tags", "description", "columns", "samples", "dense", "ex_samples", "ex_main", "pop")
+SIGNALS = ("bm25", "name", "tags", "description", "columns", "samples", "dense", "ex_samples", "ex_main")
 
 
 @dataclass
@@ -111,17 +110,12 @@ def kind_match(record: DatasetRecord, kind: str | None) -> bool:
 def fuse_features(index: SearchIndex, feats: QueryFeatures, fusion: FusionWeights) -> dict[int, float]:
     """Weighted RRF of the signals' rankings, then the language and task-kind soft constraints."""
     scores: dict[int, float] = {}
-    union: list[int] = []
     for s, ranking in feats.rankings.items():
         w = fusion.weight(s)
-        if not w:
-            continue
-        union += ranking
-        for r, item in enumerate(ranking):
-            scores[item] = scores.get(item, 0.0) + w / (fusion.k + r + 1)
-    if fusion.w_pop and scores:
-        pop = sorted(scores, key=lambda i: -(index.records[i].downloads or 0))
-        for r, item in enumerate(pop):
+        for r, item in enumerate(ranking):  # every signal's candidates enter the pool, weighted or not
+            scores[item] = scores.get(item, 0.0) + (w / (fusion.k + r + 1) if w else 0.0)
+    if fusion.w_pop and scores:  # a popularity ranking of the pool (Hub downloads)
+        for r, item in enumerate(popularity_order(index, list(scores))):
             scores[item] += fusion.w_pop / (fusion.k + r + 1)
     parsed = feats.parsed
     for i in scores:
@@ -221,10 +215,13 @@ def choose_config(record: DatasetRecord, parsed: ParsedQuery | None, index: Sear
         i, cfg = i_cfg
         s = 0.0
         langs = _config_languages(cfg.name)
-        if langs:
-            s += 2.0 if any(parsed.wants_language(x) for x in langs) else -2.0
-        if re.search(r"\ball\b|multilingual|all_languages", cfg.name.lower()) and not parsed.multilingual:
-            s -= 0.5
+        every = bool(re.search(r"(^|_)all($|_)|multilingual|all_languages", cfg.name.lower()))
+        if parsed.multilingual:
+            s += 1.0 if every else 0.0
+        else:
+            if langs:
+                s += 2.0 if any(parsed.wants_language(x) for x in langs) else -2.0
+            s -= 0.5 if every else 0.0
         types = " ".join(cfg.columns.values())
         if parsed.kind == "classification" and ("class_label" in types or "label" in cfg.columns):
             s += 0.5
@@ -239,5 +236,6 @@ def choose_config(record: DatasetRecord, parsed: ParsedQuery | None, index: Sear
     return max(enumerate(record.configs), key=score)[1].name
 
 
-def popularity(record: DatasetRecord) -> float:
-    return math.log1p(record.downloads or 0)
+def popularity_order(index: SearchIndex, pool: list[int]) -> list[int]:
+    """The pool ordered by downloads (most first; ties by position)."""
+    return sorted(pool, key=lambda i: (-(index.records[i].downloads or 0), i))
