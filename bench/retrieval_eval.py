@@ -45,7 +45,7 @@ PREVIOUS = FusionWeights(w_bm25=1.0, w_dense=3.0, k=5.0, w_pop=1.0, foreign_fact
 KINDS = ("seed", "one-line", "paragraph", "research-need", "task-prompt", "bb-known-item", "bb-examples")
 TUNED = ("w_bm25", "w_dense", "w_f_name", "w_f_tags", "w_f_description", "w_f_columns", "w_f_samples",
          "w_ex_samples", "w_ex_main", "w_pop", "foreign_factor", "kind_boost")
-GRID = {"w": (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 6.0), "foreign_factor": (1.0, 0.7, 0.5, 0.3), "kind_boost": (1.0, 1.2, 1.5),
+GRID = {"w": (0.0, 0.5, 1.0, 2.0, 3.0), "foreign_factor": (1.0, 0.7, 0.5, 0.3), "kind_boost": (1.0, 1.2, 1.5),
         "k": (5.0, 20.0, 60.0)}
 
 
@@ -188,7 +188,7 @@ def main() -> None:
     print("queries: " + ", ".join(f"{k} {sum(q['kind'] == k for q in queries)}" for k in kinds))
     prepared = [Prepared(index, q) for q in queries]
     start = DEFAULT_FUSION
-    passes = 1 if args.smoke else 3
+    passes = 1 if args.smoke else 2
     loko: dict[str, FusionWeights] = {}
     for k in kinds:
         loko[k] = tune([p for p in prepared if p.kind != k], start, passes)

@@ -92,15 +92,25 @@ def guess_language(text: str) -> str:
     return best if counts[best] > counts["en"] else "en"
 
 
+_LABELLED = re.compile(r"^(input|output|q|a|question|answer|text|label)\s*:\s*(.*)$", re.I)
+
+
 def _split_examples(text: str) -> tuple[str, list[dict]]:
-    """A search text as the Task page writes it (instruction, then "input -> output" lines) split back apart."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    """A search text with its examples inline split apart: "input -> output" lines (the Task page's search text)
+    or "Input: ..." / "Output: ..." line pairs."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     inst, examples = [], []
+    pending: str | None = None
     for ln in lines:
-        m = _ARROW.match(ln.strip())
-        if m and inst:
+        m, lab = _ARROW.match(ln), _LABELLED.match(ln)
+        if lab and lab.group(1).lower() in ("input", "q", "question", "text"):
+            pending = lab.group(2)
+        elif lab and pending is not None:
+            examples.append({"input": pending, "output": lab.group(2)})
+            pending = None
+        elif m and inst:
             examples.append({"input": m.group(1), "output": m.group(2)})
-        else:
+        elif not examples and pending is None:
             inst.append(ln)
     return " ".join(inst), examples
 
@@ -139,6 +149,8 @@ def parse_query(instruction: str, examples: list[dict] | None = None) -> ParsedQ
     low = text.lower()
     named = {code for name, code in LANGUAGE_NAMES.items() if re.search(rf"\b{name}\b", low)}
     kind, labels = infer_kind(examples)
+    if labels:  # a closed label space ("spam", "sarcastic") names the data as well as the instruction does
+        keywords = " ".join([keywords] + [x for x in labels if x.lower() not in keywords.lower()][:10])
     return ParsedQuery(
         text=text, instruction=instruction, examples=examples, keywords=keywords or instruction,
         dense_text=(instruction + ("\n" + ex_inputs if ex_inputs else "")).strip(),

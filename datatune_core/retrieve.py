@@ -36,7 +36,8 @@ ROW_SCAN_LIMIT = 20_000  # rows per record checked by the overlap guard
 
 # Chosen by leave-one-query-kind-out cross-validation on bench/data/retrieval_queries.jsonl (bench/retrieval_eval.py;
 # figures in the README, "Dataset catalogs and retrieval").
-DEFAULT_FUSION = FusionWeights(w_bm25=1.0, w_dense=3.0, k=5.0, w_pop=1.0, foreign_factor=0.5)
+DEFAULT_FUSION = FusionWeights(w_bm25=3.0, w_dense=2.0, k=20.0, w_pop=3.0, foreign_factor=0.7, w_f_description=1.0,
+                               w_f_columns=0.5, w_f_samples=2.0, w_ex_samples=3.0)
 
 
 @dataclass
@@ -247,6 +248,9 @@ def _query_of(spec_or_text: Any) -> tuple[str, str, list[dict], str | None]:
     if isinstance(spec_or_text, str):
         parsed = parse_query(spec_or_text)
         return spec_or_text, parsed.instruction or spec_or_text, parsed.examples, None
+    if isinstance(spec_or_text, dict):  # {"instruction", "examples"} (the CLI's batch queries)
+        parsed = parse_query(str(spec_or_text.get("instruction") or ""), spec_or_text.get("examples") or [])
+        return parsed.text, parsed.instruction, parsed.examples, spec_or_text.get("eval_task")
     text = spec_or_text.query_text()
     examples = [{"input": e.input, "output": e.output} for e in getattr(spec_or_text, "examples", [])]
     return text, spec_or_text.instruction, examples, getattr(spec_or_text, "eval_task", None)

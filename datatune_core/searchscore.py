@@ -237,5 +237,5 @@ def choose_config(record: DatasetRecord, parsed: ParsedQuery | None, index: Sear
 
 
 def popularity_order(index: SearchIndex, pool: list[int]) -> list[int]:
-    """The pool ordered by downloads (most first; ties by position)."""
-    return sorted(pool, key=lambda i: (-(index.records[i].downloads or 0), i))
+    """The pool's records that have a download count, most downloaded first (ties by position)."""
+    return sorted((i for i in pool if index.records[i].downloads), key=lambda i: (-(index.records[i].downloads or 0), i))
