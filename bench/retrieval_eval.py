@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from datatune_core.catalog import default_catalog_paths, load_rows  # noqa: E402
 from datatune_core.queryparse import parse_query  # noqa: E402
 from datatune_core.retrieve import DEFAULT_FUSION, LeakageGuard, _overlap_cached, hybrid_rank  # noqa: E402
-from datatune_core.searchindex import load_index  # noqa: E402
+from datatune_core.searchindex import IndexConfig, load_index  # noqa: E402
 from datatune_core.searchscore import (FusionWeights, fuse_features, is_foreign, kind_match,  # noqa: E402
                                        popularity_order, query_features)
 
@@ -177,12 +177,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", default=os.environ.get("DATATUNE_BENCH_HOME", "/tmp/datatune-bench"))
     ap.add_argument("--smoke", action="store_true", help="4 queries per kind, one tuning pass (CI).")
+    ap.add_argument("--embedder", default="minilm", help="Dense encoder: minilm (default) or mpnet.")
     args = ap.parse_args()
     os.environ["DATATUNE_HOME"] = args.home
     paths = default_catalog_paths(args.home)
     t0 = time.perf_counter()
-    index = load_index(paths, home=args.home)
-    print(f"index: {len(index)} records from {', '.join(p.name for p in paths)} ({time.perf_counter() - t0:.0f}s)")
+    index = load_index(paths, home=args.home, config=IndexConfig(model=args.embedder))
+    print(f"index ({args.embedder}): {len(index)} records from {', '.join(p.name for p in paths)} "
+          f"({time.perf_counter() - t0:.0f}s; build stats {index.stats})")
     queries = load_queries(index, args.smoke)
     kinds = [k for k in KINDS if any(q["kind"] == k for q in queries)]
     print("queries: " + ", ".join(f"{k} {sum(q['kind'] == k for q in queries)}" for k in kinds))
@@ -223,6 +225,8 @@ def main() -> None:
           f"({len(lat)} queries, fresh text: the encoder runs)")
     print(f"weights (all kinds): {final}")
     results["n_queries"] = len(queries)
+    results["embedder"] = args.embedder
+    results["index_stats"] = index.stats
     print(json.dumps(results))
 
 
