@@ -29,7 +29,7 @@ import numpy as np
 from .catalog import DatasetRecord, load_rows
 from .queryparse import ParsedQuery, parse_query
 from .searchindex import IndexConfig, SearchIndex, build_index, index_status, load_index  # noqa: F401
-from .searchscore import DEPTH, FusionWeights, choose_config, explain, fuse_features, query_features
+from .searchscore import DEPTH, FusionWeights, QueryFeatures, choose_config, explain, fuse_features, query_features
 
 ROW_SCAN_LIMIT = 20_000  # rows per record checked by the overlap guard
 
@@ -97,7 +97,7 @@ def _parsed(query: str | ParsedQuery) -> ParsedQuery:
 
 
 def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeights | None = None,
-                depth: int = DEPTH, mode: str = "hybrid") -> list[Candidate]:
+                depth: int = DEPTH, mode: str = "hybrid", feats: QueryFeatures | None = None) -> list[Candidate]:
     """All retrieved records, best first: mode 'bm25' or 'dense' (one retriever over the whole query text, the
     baselines) or 'hybrid' (field-aware signals fused by weighted RRF, see searchscore.py)."""
     fusion = fusion or DEFAULT_FUSION
@@ -115,7 +115,7 @@ def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeig
         d_sim = {int(i): float(x) for i, x in zip(ids, sims)}
         fused = dict(d_sim)
     else:
-        feats = query_features(index, parsed, depth)
+        feats = feats or query_features(index, parsed, depth)
         fused = fuse_features(index, feats, fusion)
         bm, dense = feats.scores["bm25"], feats.scores["dense"]
         d_sim = {i: float(dense[i]) for i in fused}
@@ -125,11 +125,12 @@ def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeig
                       dense_score=d_sim.get(i)) for i in order]
 
 
-def explain_candidates(index: SearchIndex, query: str | ParsedQuery, candidates: list[Candidate]) -> None:
+def explain_candidates(index: SearchIndex, query: str | ParsedQuery, candidates: list[Candidate],
+                       feats: QueryFeatures | None = None) -> None:
     """Attach the search's own explanation to each candidate (matched words and fields, tags, example
     similarity, language, rows available): what the cards show when no LLM reranks."""
     parsed = _parsed(query)
-    feats = query_features(index, parsed)
+    feats = feats or query_features(index, parsed)
     for rank, c in enumerate(candidates, 1):
         pos = index.pos.get(c.record.id)
         if pos is not None:
@@ -275,7 +276,8 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
     eval_task = eval_task or spec_eval
     idx = index or load_index(catalogs, home=home)
     parsed = parse_query(instruction, examples)
-    ranked = hybrid_rank(idx, parsed, fusion, mode=mode)
+    feats = query_features(idx, parsed) if len(idx) else None
+    ranked = hybrid_rank(idx, parsed, fusion, mode=mode, feats=feats)
     result = RetrievalResult(query=text)
     if idx.problems:
         result.notes.append(f"{len(idx.problems)} catalog line(s) were skipped (first: {idx.problems[0]}).")
@@ -332,7 +334,8 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
         result.reranked, result.votes, result.none_votes = out.usable_votes > 0, out.usable_votes, out.none_votes
         result.notes.extend(out.notes)
     result.candidates = pool[:top_k]
-    explain_candidates(idx, parsed, result.candidates)
+    if feats is not None:
+        explain_candidates(idx, parsed, result.candidates, feats)
     return result
 
 

@@ -128,14 +128,13 @@ def fuse_features(index: SearchIndex, feats: QueryFeatures, fusion: FusionWeight
 
 
 # ------------------------------------------------------------------------------------- explanations
-def _matched_words(index: SearchIndex, words: list[str], text: str) -> list[str]:
-    have = set(index.tokens(text))
-    out = []
-    for w in words:
-        t = index.tokens(w)
-        if t and t[0] in have and w.lower() not in (x.lower() for x in out):
-            out.append(w)
-    return out
+def _word_stems(index: SearchIndex, words: list[str]) -> dict[str, str]:
+    """word -> its BM25 token (English stopwords dropped, stemmed like the index)."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    stop = set(STOPWORDS_EN)
+    stem = index._stemmer.stemWord if index._stemmer is not None else (lambda w: w)
+    return {w: stem(w.lower()) for w in words if w.lower() not in stop}
 
 
 def explain(index: SearchIndex, pos: int, feats: QueryFeatures, rank: int | None = None) -> dict:
@@ -144,15 +143,18 @@ def explain(index: SearchIndex, pos: int, feats: QueryFeatures, rank: int | None
     rec = index.records[pos]
     parsed = feats.parsed
     words = list(dict.fromkeys(re.findall(r"[^\W_]{3,}", parsed.keywords + " " + parsed.examples_text[:300])))
+    stems = _word_stems(index, words)
+    names = [n for n in FIELD_GROUPS if n != "tags"]
+    tags = list(dict.fromkeys(c for c in (_clean_tag(t) for t in rec.tags[:40]) if c))
+    texts = [doc_text(rec, FIELD_GROUPS[n]) for n in names] + tags
+    token_sets = [set(t) for t in _tokenize_many(index, texts)]
     matched = {}
-    for name, fields in FIELD_GROUPS.items():
-        if name == "tags":
-            continue
-        m = _matched_words(index, words, doc_text(rec, fields))
+    for name, have in zip(names, token_sets):
+        m = [w for w, st in stems.items() if st in have]
+        m = list(dict.fromkeys(x.lower() for x in m))
         if m:
             matched[name] = m[:8]
-    tags = [c for c in (_clean_tag(t) for t in rec.tags[:40]) if c]
-    tag_hits = [t for t in dict.fromkeys(tags) if _matched_words(index, words, t)][:6]
+    tag_hits = [t for t, have in zip(tags, token_sets[len(names):]) if any(st in have for st in stems.values())][:6]
     out: dict = {"matched": matched, "tags": tag_hits, "dense_similarity": round(float(feats.scores["dense"][pos]), 3)}
     if "ex_samples" in feats.scores and feats.scores["ex_samples"][pos] > -1:
         out["example_similarity"] = round(float(feats.scores["ex_samples"][pos]), 3)
@@ -161,6 +163,12 @@ def explain(index: SearchIndex, pos: int, feats: QueryFeatures, rank: int | None
     out["rows_available"] = rec.has_rows()
     out["summary"] = explanation_sentence(out, rec, parsed, rank)
     return out
+
+
+def _tokenize_many(index: SearchIndex, texts: list[str]) -> list[list[str]]:
+    from .searchindex import _tokenize
+
+    return [list(t) for t in _tokenize(texts, index._stemmer)] if texts else []
 
 
 def explanation_sentence(e: dict, rec: DatasetRecord, parsed: ParsedQuery, rank: int | None = None) -> str:
