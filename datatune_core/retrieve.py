@@ -32,6 +32,7 @@ from .searchindex import IndexConfig, SearchIndex, build_index, index_status, lo
 from .searchscore import DEPTH, FusionWeights, QueryFeatures, choose_config, explain, fuse_features, query_features
 
 ROW_SCAN_LIMIT = 20_000  # rows per record checked by the overlap guard
+CONFIG_CHOICE_TOP = 60  # candidates whose config is chosen by the task's language and format (the rest: first)
 
 
 # Tuned on every query kind of bench/data/retrieval_queries.jsonl; its leave-one-kind-out cross-validated figures
@@ -120,9 +121,11 @@ def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeig
         bm, dense = feats.scores["bm25"], feats.scores["dense"]
         d_sim = {i: float(dense[i]) for i in fused}
     order = sorted(fused, key=lambda i: (-fused[i], i))
-    return [Candidate(record=index.records[i], config=choose_config(index.records[i], parsed),
+    return [Candidate(record=index.records[i],  # the config is chosen for the head of the ranking only (cost)
+                      config=choose_config(index.records[i], parsed) if n < CONFIG_CHOICE_TOP
+                      else _default_config(index.records[i]),
                       fused_score=fused[i], bm25_score=float(bm[i]) if bm is not None else None,
-                      dense_score=d_sim.get(i)) for i in order]
+                      dense_score=d_sim.get(i)) for n, i in enumerate(order)]
 
 
 def explain_candidates(index: SearchIndex, query: str | ParsedQuery, candidates: list[Candidate],
