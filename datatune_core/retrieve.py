@@ -1,13 +1,16 @@
 """Retrieval: task description -> ranked, explained `Candidate` datasets (hybrid search, LLM rerank, leakage guard).
 
-In: a `TaskSpec` (or plain text) and catalog paths. Out: a `RetrievalResult` with `.candidates` (ranked, each
-dataset once, with BM25/dense/fused scores and, after rerank, the chosen config and a one-sentence reason)
-and `.excluded` (records dropped by the leakage guard, each with `excluded_reason`).
+In: a `TaskSpec` (or plain text, or {"instruction", "examples"}) and catalog paths. Out: a `RetrievalResult`
+with `.candidates` (ranked, each dataset once, with BM25/dense/fused scores, the config that fits the task's
+language and format, the search's own `explanation` and, after rerank, a one-sentence reason) and `.excluded`
+(records dropped by the leakage guard, each with `excluded_reason`).
 
-Steps: BM25 (bm25s) and dense MiniLM (faiss) scores over the persisted index (`searchindex.py`), fused by
-weighted reciprocal-rank fusion (weights tuned on bench/data; see the README, "Dataset catalogs and retrieval"); the leakage guard drops
-the evaluation unit's families and any dataset whose rows overlap the unit's test inputs; the top N go to the
-LLM reranker (`rerank.py`, self-consistency votes).
+Steps: the query is parsed (`queryparse.py`: instruction, examples, keywords, language, task kind); signals
+(BM25 over all and over each field, dense similarity of the task and of the examples) come from the persisted
+index (`searchindex.py`) and are fused by weighted reciprocal-rank fusion with language and task-kind soft
+constraints (`searchscore.py`; weights chosen on bench/data, see the README, "Dataset catalogs and
+retrieval"); the leakage guard drops the evaluation unit's families and any dataset whose rows overlap the
+unit's test inputs; the top N go to the LLM reranker (`rerank.py`, self-consistency votes).
 
     >>> from datatune_core.retrieve import search
     >>> res = search("Decide whether a tweet is sarcastic", top_k=5, rerank=False)
