@@ -16,8 +16,9 @@ from datatune_ui.uploads import DATASET_TYPES, MAX_UPLOAD_MB
 
 widgets.header(
     "Find datasets",
-    "The Studio searches dataset catalogs for data whose rows can be turned into examples of your task, asks "
-    "the language model to rank them, and explains each choice. Accept the ones that fit.",
+    "The Studio searches dataset catalogs for data whose rows can be turned into examples of your task, ranks "
+    "them by words, meaning and your examples (a capable language model can rerank them), and explains each "
+    "rank. Accept the ones that fit.",
     step=2,
 )
 p = widgets.require_project()
@@ -36,10 +37,12 @@ with st.container(border=True):
                              help="Starts as your task and examples; edit it to steer the search.")
         c1, c2, _ = st.columns([1, 2, 2])
         top_k = c1.number_input("Candidates", min_value=1, max_value=50, value=10)
-        local = (p.settings or {}).get("provider") == "local"
-        rerank = c2.toggle("Rerank with the language model", value=not local,
-                           help="Asks the model (5 votes) which datasets fit best and why. With the embedded "
-                                "model the ranking is better left to the hybrid search.")
+        no_rerank = D.rerank_unavailable(p)
+        rerank = c2.toggle("Rerank with the language model", value=no_rerank is None, disabled=no_rerank is not None,
+                           help=no_rerank or "Asks the model (5 votes) which datasets fit best and why.")
+        if no_rerank:
+            c2.caption(f":material/block: {no_rerank}")
+            rerank = False
         why = f"Job #{busy[0].id} ({busy[0].kind.split(':')[-1]}) is still running." if busy else None
         go = st.form_submit_button("Search", type="primary", icon=":material/search:", disabled=why is not None,
                                    help=why)
@@ -96,7 +99,13 @@ for i, c in enumerate(ranked, 1):
                                                                if c.get("rerank_votes") else ""))
             st.caption(" · ".join(scores))
             if c.get("reason"):
-                st.markdown(f":material/psychology: *Why:* {D.md_escape(c['reason'])}")
+                st.markdown(f":material/psychology: *Why (language model):* {D.md_escape(c['reason'])}")
+            why_search = (rec.get("search_explanation") or {}).get("summary")
+            if why_search:
+                st.markdown(f":material/search: *Why (search):* {D.md_escape(why_search)}")
+                with st.expander("How the search ranked it"):
+                    for line in D.explanation_lines(rec):
+                        st.caption(D.md_escape(line))
             desc = rec.get("description") or ""
             st.caption(D.md_escape(desc[:400] + ("…" if len(desc) > 400 else "")))
             tags = [t for t in rec.get("tags") or []][:12]

@@ -1,207 +1,245 @@
-"""Retrieval quality on the labelled set: P@5, R@5, MAP, MRR for BM25, dense, hybrid and hybrid + rerank.
+"""Retrieval quality per query kind, cross-validated across kinds: R@5 and MRR for BM25, dense and hybrid.
 
-Labelled set: bench/data/retrieval_labels.jsonl (the 7 demo BIG-bench tasks, searched with their leakage guard,
-plus user-style task descriptions), relevant = catalog dataset ids judged useful as source data.
+Labelled set: bench/data/retrieval_queries.jsonl (queries and labels only, written for this bench; no BIG-bench
+rows). Kinds: `seed` (the first 45, 7 of them BIG-bench demo tasks searched with their leakage guard),
+`one-line`, `paragraph`, `research-need` (paraphrased descriptions of Hugging Face catalog datasets),
+`task-prompt` (an instruction and hand-written examples, like the Task page), `bb-known-item` (a paraphrased
+instruction for a BIG-bench task + two of its rows read at run time from ../shared) and `bb-examples` (two rows
+of every BIG-bench catalog record, read at run time, nothing else; the answer is that record). The rows used
+as examples are rows 4 and 5 of the record's first config, never the catalog's sample rows.
 
-What it does:
-1. Field ablation: which record fields to index for BM25 and for the dense encoder (MAP/MRR per choice).
-2. Fusion tuning: weighted RRF grid (w_dense, k) on the chosen fields, with 2-fold cross-validation
-   (tune on odd queries, score on even ones and vice versa) so the tuned figure is not fitted to itself.
-3. Rerank plumbing: hybrid + rerank through the real Anthropic SDK against the scripted Messages server
-   (tests/fakes), whose responder echoes the shown order: it checks the vote/aggregation path, not quality.
-Figures are printed with ratios against BM25 measured in the same run; the last line is one JSON object.
+Figures: BM25 alone and dense MiniLM alone over the whole query text (the baselines), the previous shipped
+hybrid (BM25 + dense + popularity, weights tuned on the seed 45), and the field-aware hybrid with weights chosen
+by leave-one-kind-out cross-validation (tuned on the other kinds, scored on the held-out kind), plus the
+weights tuned on all kinds (in-sample, what ships). Query latency p50/p95 of the hybrid (parse + signals + fusion).
+The last line is one JSON object.
 
-    .venv/bin/python bench/retrieval_eval.py [--home /tmp/datatune-bench] [--quick]
+    .venv/bin/python bench/retrieval_eval.py [--home /tmp/datatune-bench] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
-import re
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from datatune_core.catalog import default_catalog_paths  # noqa: E402
-from datatune_core.retrieve import DEPTH, FusionWeights, LeakageGuard, _overlap_cached, fuse, hybrid_rank  # noqa: E402
+from datatune_core.catalog import default_catalog_paths, load_rows  # noqa: E402
+from datatune_core.queryparse import parse_query  # noqa: E402
+from datatune_core.retrieve import DEFAULT_FUSION, LeakageGuard, _overlap_cached, hybrid_rank  # noqa: E402
 from datatune_core.searchindex import IndexConfig, load_index  # noqa: E402
+from datatune_core.searchscore import (FusionWeights, fuse_features, is_foreign, kind_match,  # noqa: E402
+                                       popularity_order, query_features)
 
-LABELS = ROOT / "bench" / "data" / "retrieval_labels.jsonl"
-ABLATIONS = {
-    "name+desc": IndexConfig(("name", "description"), ("name", "description")),
-    "+tags": IndexConfig(("name", "description", "tags"), ("name", "description", "tags")),
-    "+configs+columns (bm25)": IndexConfig(("name", "description", "tags", "configs", "columns"),
-                                           ("name", "description", "tags")),
-    "+samples (bm25)": IndexConfig(("name", "description", "tags", "configs", "columns", "samples"),
-                                   ("name", "description", "tags")),
-    "+configs+columns (both)": IndexConfig(("name", "description", "tags", "configs", "columns"),
-                                           ("name", "description", "tags", "configs", "columns")),
-}
-
-
-def metrics(ranked: list[str], relevant: set[str], k: int = 5) -> dict[str, float]:
-    hits = [1 if r in relevant else 0 for r in ranked]
-    p5 = sum(hits[:k]) / k
-    r5 = sum(hits[:k]) / max(len(relevant), 1)
-    ap, found = 0.0, 0
-    for i, h in enumerate(hits, 1):
-        if h:
-            found += 1
-            ap += found / i
-    ap /= max(len(relevant), 1)
-    rr = next((1.0 / i for i, h in enumerate(hits, 1) if h), 0.0)
-    return {"P@5": p5, "R@5": r5, "MAP": ap, "MRR": rr}
+LABELS = ROOT / "bench" / "data" / "retrieval_queries.jsonl"
+PREVIOUS = FusionWeights(w_bm25=1.0, w_dense=3.0, k=5.0, w_pop=1.0, foreign_factor=0.5)  # shipped before issue 15
+KINDS = ("seed", "one-line", "paragraph", "research-need", "task-prompt", "bb-known-item", "bb-examples")
+TUNED = ("w_bm25", "w_dense", "w_f_name", "w_f_tags", "w_f_description", "w_f_columns", "w_f_samples",
+         "w_ex_samples", "w_ex_main", "w_pop", "foreign_factor", "kind_boost", "family_decay")
+GRID = {"w": (0.0, 0.5, 1.0, 2.0, 3.0), "foreign_factor": (1.0, 0.7, 0.5, 0.3), "kind_boost": (1.0, 1.2, 1.5),
+        "family_decay": (1.0, 0.8, 0.6, 0.4),
+        "k": (5.0, 20.0, 60.0)}
 
 
-def mean(ms: list[dict[str, float]]) -> dict[str, float]:
-    return {k: round(sum(m[k] for m in ms) / len(ms), 4) for k in ms[0]} if ms else {}
-
-
-class Query:
-    def __init__(self, d: dict):
-        self.qid, self.text, self.eval_task = d["qid"], d["query"], d.get("eval_task")
-        self.relevant = set(d["relevant"])
-        self.excluded: set[str] = set()
-
-
-def prepare(index, queries: list[Query]) -> dict[str, dict]:
-    """Per query: unfiltered BM25 and dense position lists, and the ids the leakage guard removes."""
-    out = {}
-    for q in queries:
-        bm = [index.pos[c.record.id] for c in hybrid_rank(index, q.text, mode="bm25")[:DEPTH]]
-        de = [index.pos[c.record.id] for c in hybrid_rank(index, q.text, mode="dense")[:DEPTH]]
-        excluded: set[str] = set()
-        if q.eval_task:
-            guard = LeakageGuard.for_unit(q.eval_task)
-            excluded = {r.id for r in index.records if guard.family_reason(r)}
-            for pos in dict.fromkeys(bm + de):
-                rec = index.records[pos]
-                if rec.id not in excluded and _overlap_cached(guard, rec):
-                    excluded.add(rec.id)
-        q.excluded = excluded
-        out[q.qid] = {"bm25": bm, "dense": de}
+def example_rows(index, rid: str, n: int = 2, skip: int = 3) -> list[dict]:
+    """Two rows of a BIG-bench record as task examples (after the catalog's sample rows), read at run time."""
+    rec = index.records[index.pos[rid]]
+    cfg = rec.configs[0].name if rec.configs else None
+    rows = [row for _, row in load_rows(rec, cfg, limit=skip + n)][skip:skip + n]
+    out = []
+    for row in rows:
+        inp = str(row.get("input") or "")
+        if row.get("choices"):
+            inp += " Options: " + "; ".join(map(str, row["choices"][:6]))
+        out.append({"input": inp, "output": str(row.get("answer") or row.get("target") or "")})
     return out
 
 
-def ranked_ids(index, lists: dict, mode: str, fusion: FusionWeights, q: Query) -> list[str]:
-    if mode == "bm25":
-        order = lists["bm25"]
-    elif mode == "dense":
-        order = lists["dense"]
-    else:
-        s = fuse(index, lists["bm25"], lists["dense"], fusion, q.text)
-        order = sorted(s, key=lambda i: (-s[i], i))
-    return [index.records[i].id for i in order if index.records[i].id not in q.excluded]
+def load_queries(index, smoke: bool) -> list[dict]:
+    qs = [json.loads(x) for x in LABELS.read_text(encoding="utf-8").splitlines() if x.strip()]
+    bb = [r.id for r in index.records if r.source == "bigbench" and r.has_rows()]
+    qs += [{"qid": "bx-" + rid, "kind": "bb-examples", "query": "", "bigbench_task": rid, "relevant": [rid]}
+           for rid in bb]
+    out = []
+    for q in qs:
+        if q.get("bigbench_task"):
+            if q["bigbench_task"] not in index.pos:
+                continue  # ../shared absent: the BIG-bench kinds are skipped
+            q["examples"] = example_rows(index, q["bigbench_task"])
+        q["relevant"] = set(q["relevant"]) & set(index.pos)
+        if q["relevant"]:
+            out.append(q)
+    if smoke:
+        out = [q for kind in KINDS for q in [x for x in out if x["kind"] == kind][:4]]
+    return out
 
 
-def evaluate(index, lists, queries, mode, fusion) -> dict[str, float]:
-    return mean([metrics(ranked_ids(index, lists[q.qid], mode, fusion, q), q.relevant - q.excluded)
-                 for q in queries if q.relevant - q.excluded])
+class Prepared:
+    """Per query, every candidate's RRF contribution per signal and k, its masks and relevance (numpy)."""
+
+    def __init__(self, index, q: dict):
+        self.kind, self.qid = q["kind"], q["qid"]
+        parsed = parse_query(q["query"], q.get("examples"))
+        t0 = time.perf_counter()
+        feats = query_features(index, parsed)
+        self.feat_s = time.perf_counter() - t0
+        excluded: set[str] = set()
+        if q.get("eval_task"):
+            guard = LeakageGuard.for_unit(q["eval_task"])
+            excluded = {r.id for r in index.records if guard.family_reason(r)}
+        self.baselines = {}
+        for mode in ("bm25", "dense"):
+            self.baselines[mode] = [c.record.id for c in hybrid_rank(index, parsed, mode=mode)]
+        pool = list(dict.fromkeys(itertools.chain.from_iterable(feats.rankings.values())))
+        if q.get("eval_task"):
+            guard = LeakageGuard.for_unit(q["eval_task"])
+            excluded |= {index.records[i].id for i in pool if _overlap_cached(guard, index.records[i])}
+        self.excluded = excluded
+        self.relevant = q["relevant"] - excluded
+        self.pool = np.array(pool, dtype=int)
+        self.ids = [index.records[i].id for i in pool]
+        self.pos_in_pool = {p: j for j, p in enumerate(pool)}
+        self.rel = np.array([i in self.relevant for i in self.ids])
+        self.keep = np.array([i not in excluded for i in self.ids])
+        self.foreign = np.array([is_foreign(index.records[i], parsed) for i in pool])
+        self.kind_ok = np.array([kind_match(index.records[i], parsed.kind) for i in pool])
+        fams = [index.records[i].family for i in pool]
+        codes = {f: n for n, f in enumerate(dict.fromkeys(f for f in fams if f))}
+        self.family = np.array([codes[f] if f else -1 for f in fams], dtype=int)
+        self.ranks = {}  # signal -> rank (1-based) of each pool item, inf where absent
+        for s, ranking in list(feats.rankings.items()) + [("pop", popularity_order(index, pool))]:
+            r = np.full(len(pool), np.inf)
+            for j, item in enumerate(ranking):
+                r[self.pos_in_pool[item]] = j + 1
+            self.ranks[s] = r
+        self.feats, self.parsed, self.index = feats, parsed, index
+
+    def order(self, f: FusionWeights) -> np.ndarray:
+        score = np.zeros(len(self.pool))
+        for s, r in self.ranks.items():
+            w = f.weight(s)
+            if w:
+                score += w / (f.k + r)
+        score *= np.where(self.foreign, f.foreign_factor, 1.0) * np.where(self.kind_ok, f.kind_boost, 1.0)
+        if f.family_decay != 1.0 and (self.family >= 0).any():  # same rule as searchscore.diversify
+            order = np.lexsort((self.pool, -score))
+            seen: dict[int, int] = {}
+            for j in order:
+                fam = int(self.family[j])
+                if fam >= 0 and score[j] > 0:
+                    n = seen.get(fam, 0)
+                    score[j] *= f.family_decay ** n
+                    seen[fam] = n + 1
+        score[~self.keep] = -1.0
+        order = np.lexsort((self.pool, -score))
+        return order[self.keep[order]]
 
 
-GRID = [FusionWeights(1.0, wd, k) for wd in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0) for k in (1, 2, 5, 10, 20, 60)]
-PRIORS = [(wp, ff) for wp in (0.0, 0.5, 1.0, 1.5, 2.0) for ff in (1.0, 0.7, 0.5, 0.3)]
+def metrics_of(hits: list[bool] | np.ndarray, n_rel: int) -> dict[str, float]:
+    hits = list(hits)
+    rr = next((1.0 / (i + 1) for i, h in enumerate(hits) if h), 0.0)
+    return {"R@5": sum(hits[:5]) / max(n_rel, 1), "MRR": rr}
 
 
-def tune(index, lists, queries, priors: bool = True) -> tuple[FusionWeights, dict]:
-    def score(f: FusionWeights) -> tuple:
-        return (evaluate(index, lists, queries, "hybrid", f)["MAP"], -abs(f.w_dense - 1), -f.w_pop)
-
-    best = max(GRID, key=score)
-    if priors:
-        best = max((FusionWeights(best.w_bm25, best.w_dense, best.k, wp, ff) for wp, ff in PRIORS), key=score)
-    return best, evaluate(index, lists, queries, "hybrid", best)
+def score_fusion(p: Prepared, f: FusionWeights) -> dict[str, float]:
+    return metrics_of(p.rel[p.order(f)], len(p.relevant))
 
 
-def rerank_plumbing(index, queries, fusion, top_k=25, votes=5) -> tuple[dict, dict]:
-    from datatune_core.llm import get_client
-    from datatune_core.llm.anthropic_provider import AnthropicProvider
-    from datatune_core.retrieve import search
-    from tests.fakes.messages_server import MessagesServer
-
-    def echo(req: dict) -> dict:
-        content = req["messages"][-1]["content"]
-        text = content if isinstance(content, str) else " ".join(b.get("text", "") for b in content)
-        ids = re.findall(r"^\[\d+\] (\S+)", text, flags=re.M)
-        return {"ranking": [{"dataset": i, "reason": "shown early in the list"} for i in ids[:10]],
-                "none_fits": False}
-
-    ms, n_calls = [], 0
-    with MessagesServer(responder=echo) as srv:
-        client = get_client(provider=AnthropicProvider(api_key=srv.api_key, base_url=srv.url), use_cache=False)
-        for q in queries:
-            res = search(q.text, top_k=top_k, rerank=True, client=client, eval_task=q.eval_task, votes=votes,
-                         rerank_n=top_k, fusion=fusion, index=index)
-            if q.relevant - q.excluded:
-                ms.append(metrics(res.ids(), q.relevant - q.excluded))
-        n_calls = len(srv.billed())
-    return mean(ms), {"llm_calls": n_calls, "votes": votes, "rerank_n": top_k}
+def score_list(p: Prepared, ids: list[str]) -> dict[str, float]:
+    return metrics_of([i in p.relevant for i in ids if i not in p.excluded], len(p.relevant))
 
 
-def fmt(name: str, m: dict, base: dict) -> str:
-    cells = "  ".join(f"{k} {m[k]:.3f} ({m[k] / base[k]:.2f}x)" if base.get(k) else f"{k} {m[k]:.3f}" for k in m)
-    return f"{name:40s} {cells}"
+def mean(ms: list[dict]) -> dict[str, float]:
+    return {k: round(float(np.mean([m[k] for m in ms])), 3) for k in ms[0]} if ms else {"R@5": 0.0, "MRR": 0.0}
+
+
+def objective(prepared: list[Prepared], f: FusionWeights) -> float:
+    """Mean over kinds of (R@5 + MRR) / 2: every kind counts the same, however many queries it has."""
+    by_kind: dict[str, list] = {}
+    for p in prepared:
+        by_kind.setdefault(p.kind, []).append(score_fusion(p, f))
+    return float(np.mean([(m["R@5"] + m["MRR"]) / 2 for m in (mean(v) for v in by_kind.values())]))
+
+
+def tune(prepared: list[Prepared], start: FusionWeights, passes: int = 2) -> FusionWeights:
+    """Coordinate ascent over the fusion weights (each over its grid), `passes` times."""
+    best, best_s = start, objective(prepared, start)
+    for _ in range(passes):
+        improved = False
+        for name in TUNED + ("k",):
+            for v in GRID.get(name, GRID["w"]):
+                cand = replace(best, **{name: v})
+                s = objective(prepared, cand)
+                if s > best_s + 1e-9:
+                    best, best_s, improved = cand, s, True
+        if not improved:
+            break
+    return best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", default=os.environ.get("DATATUNE_BENCH_HOME", "/tmp/datatune-bench"))
-    ap.add_argument("--quick", action="store_true", help="Skip the field ablation (default fields only).")
+    ap.add_argument("--smoke", action="store_true", help="4 queries per kind, one tuning pass (CI).")
+    ap.add_argument("--embedder", default="minilm", help="Dense encoder: minilm (default) or mpnet.")
     args = ap.parse_args()
     os.environ["DATATUNE_HOME"] = args.home
-    queries = [Query(json.loads(x)) for x in LABELS.read_text(encoding="utf-8").splitlines() if x.strip()]
     paths = default_catalog_paths(args.home)
-    print(f"labelled queries: {len(queries)} ({sum(1 for q in queries if q.eval_task)} BIG-bench demo tasks with the "
-          f"leakage guard); catalogs: {', '.join(p.name for p in paths)}")
-    default = IndexConfig()
-    results: dict = {"ablation": {}}
-    configs = {"default": default} if args.quick else {**ABLATIONS}
-    chosen_lists = chosen_index = None
-    for name, cfg in configs.items():
-        t0 = time.perf_counter()
-        index = load_index(paths, home=args.home, config=cfg)
-        lists = prepare(index, queries)
-        row = {m: evaluate(index, lists, queries, m, FusionWeights())["MAP"] for m in ("bm25", "dense", "hybrid")}
-        results["ablation"][name] = row
-        print(f"fields {name:26s} MAP bm25 {row['bm25']:.3f}  dense {row['dense']:.3f}  hybrid(RRF k=60) "
-              f"{row['hybrid']:.3f}   [{time.perf_counter() - t0:.0f}s, bm25={'+'.join(cfg.bm25_fields)}, "
-              f"dense={'+'.join(cfg.dense_fields)}]")
-        if cfg.key() == default.key():
-            chosen_index, chosen_lists = index, lists
-    if chosen_index is None:
-        chosen_index = load_index(paths, home=args.home, config=default)
-        chosen_lists = prepare(chosen_index, queries)
-    index, lists = chosen_index, chosen_lists
-    base = evaluate(index, lists, queries, "bm25", FusionWeights())
-    dense = evaluate(index, lists, queries, "dense", FusionWeights())
-    rrf60 = evaluate(index, lists, queries, "hybrid", FusionWeights())
-    best_rrf, tuned_rrf = tune(index, lists, queries, priors=False)
-    best, tuned = tune(index, lists, queries)
-    odd, even = queries[1::2], queries[0::2]
-    f_odd, _ = tune(index, lists, odd)
-    f_even, _ = tune(index, lists, even)
-    cv = mean([evaluate(index, lists, even, "hybrid", f_odd), evaluate(index, lists, odd, "hybrid", f_even)])
-    rr, info = rerank_plumbing(index, queries, best)
-    print(f"\nchosen fields: bm25={'+'.join(default.bm25_fields)}; dense={'+'.join(default.dense_fields)} "
-          f"(max {default.max_seq_length} tokens)")
-    print(fmt("BM25 (baseline)", base, base))
-    print(fmt("dense MiniLM", dense, base))
-    print(fmt("hybrid RRF k=60 equal", rrf60, base))
-    print(fmt(f"hybrid RRF tuned (wd={best_rrf.w_dense},k={best_rrf.k:g})", tuned_rrf, base))
-    print(fmt(f"+ priors (pop={best.w_pop},foreign={best.foreign_factor})", tuned, base))
-    print(fmt("hybrid tuned, 2-fold CV", cv, base))
-    print(fmt("hybrid + rerank (plumbing)", rr, base))
-    print(f"  rerank plumbing: echo responder via the scripted Messages server, {info['llm_calls']} billed calls "
-          f"({info['votes']} votes x {len(queries)} queries); measures the vote path only, not rerank quality.")
-    print(f"  2-fold tuned weights: odd->{f_odd}, even->{f_even}")
-    results.update({"n_queries": len(queries), "bm25": base, "dense": dense, "hybrid_rrf60": rrf60,
-                    "hybrid_rrf_tuned": tuned_rrf, "hybrid_tuned": tuned, "hybrid_cv": cv, "hybrid_rerank_plumbing": rr,
-                    "fusion": vars(best)})
+    t0 = time.perf_counter()
+    index = load_index(paths, home=args.home, config=IndexConfig(model=args.embedder))
+    print(f"index ({args.embedder}): {len(index)} records from {', '.join(p.name for p in paths)} "
+          f"({time.perf_counter() - t0:.0f}s; build stats {index.stats})")
+    queries = load_queries(index, args.smoke)
+    kinds = [k for k in KINDS if any(q["kind"] == k for q in queries)]
+    print("queries: " + ", ".join(f"{k} {sum(q['kind'] == k for q in queries)}" for k in kinds))
+    prepared = [Prepared(index, q) for q in queries]
+    start = DEFAULT_FUSION
+    passes = 1 if args.smoke else 2
+    loko: dict[str, FusionWeights] = {}
+    for k in kinds:
+        loko[k] = tune([p for p in prepared if p.kind != k], start, passes)
+    final = tune(prepared, start, passes)
+    rows, results = [], {"kinds": {}, "fusion": asdict(final), "loko_fusion": {k: asdict(v) for k, v in loko.items()}}
+    cols = ("bm25", "dense", "previous hybrid", "hybrid (LOKO CV)", "hybrid (all kinds, in-sample)")
+    for k in kinds + ["all (macro)"]:
+        ps = [p for p in prepared if p.kind == k] if k != "all (macro)" else prepared
+        if k == "all (macro)":
+            r = {c: {m: round(float(np.mean([results["kinds"][x][c][m] for x in kinds])), 3)
+                     for m in ("R@5", "MRR")} for c in cols}
+        else:
+            r = {"bm25": mean([score_list(p, p.baselines["bm25"]) for p in ps]),
+                 "dense": mean([score_list(p, p.baselines["dense"]) for p in ps]),
+                 "previous hybrid": mean([score_fusion(p, PREVIOUS) for p in ps]),
+                 "hybrid (LOKO CV)": mean([score_fusion(p, loko[k]) for p in ps]),
+                 "hybrid (all kinds, in-sample)": mean([score_fusion(p, final) for p in ps])}
+        results["kinds"][k] = r
+        rows.append((k, len(ps), r))
+    print(f"\n{'kind':16s} {'n':>4s} " + " ".join(f"{c:>22s}" for c in cols))
+    for k, n, r in rows:
+        print(f"{k:16s} {n:4d} " + " ".join(f"{r[c]['R@5']:>10.3f} / {r[c]['MRR']:<9.3f}" for c in cols))
+    print("(each cell: R@5 / MRR; LOKO = weights tuned on the other kinds, scored on this one)")
+    lat = []
+    for p in prepared[:: max(1, len(prepared) // 60)]:  # end-to-end hybrid latency on fresh query text
+        t = time.perf_counter()
+        hybrid_rank(index, parse_query(p.parsed.instruction + " ", p.parsed.examples), final)
+        lat.append((time.perf_counter() - t) * 1000)
+    results["latency_ms"] = {"p50": round(float(np.percentile(lat, 50)), 1),
+                             "p95": round(float(np.percentile(lat, 95)), 1), "n": len(lat)}
+    print(f"hybrid query latency: p50 {results['latency_ms']['p50']} ms, p95 {results['latency_ms']['p95']} ms "
+          f"({len(lat)} queries, fresh text: the encoder runs)")
+    print(f"weights (all kinds): {final}")
+    results["n_queries"] = len(queries)
+    results["embedder"] = args.embedder
+    results["index_stats"] = index.stats
     print(json.dumps(results))
 
 

@@ -198,15 +198,26 @@ def aggregate(parsed_votes: list[tuple[RerankVote | None, list[Any]]], cands: li
     return out
 
 
+MAX_CANDIDATES = 25  # prompt2model's limits: 25 candidates per prompt, 5 self-consistency votes
+MAX_VOTES = 5
+
+
 def rerank_candidates(instruction: str, examples: list[dict], cands: list[Any], client: Any = None,
                       votes: int = 5) -> RerankOutcome:
-    """Rerank `cands` with `votes` LLM calls through the LLM layer client ("strong" role)."""
+    """Rerank `cands` with `votes` LLM calls through the LLM layer client ("strong" role). At most
+    MAX_CANDIDATES are shown (the rest follow in search order) and at most MAX_VOTES calls are made."""
     from .errors import UserError
 
     if votes < 1:
         raise UserError("The number of rerank votes must be at least 1.")
     if not cands:
         return RerankOutcome(candidates=[])
+    if len(cands) > MAX_CANDIDATES:
+        head = rerank_candidates(instruction, examples, cands[:MAX_CANDIDATES], client=client, votes=votes)
+        head.candidates += cands[MAX_CANDIDATES:]
+        head.notes.append(f"Only the top {MAX_CANDIDATES} of {len(cands)} candidates were reranked.")
+        return head
+    votes = min(votes, MAX_VOTES)
     if client is None:
         from .llm import get_client
 

@@ -1,13 +1,16 @@
 """Retrieval: task description -> ranked, explained `Candidate` datasets (hybrid search, LLM rerank, leakage guard).
 
-In: a `TaskSpec` (or plain text) and catalog paths. Out: a `RetrievalResult` with `.candidates` (ranked, each
-dataset once, with BM25/dense/fused scores and, after rerank, the chosen config and a one-sentence reason)
-and `.excluded` (records dropped by the leakage guard, each with `excluded_reason`).
+In: a `TaskSpec` (or plain text, or {"instruction", "examples"}) and catalog paths. Out: a `RetrievalResult`
+with `.candidates` (ranked, each dataset once, with BM25/dense/fused scores, the config that fits the task's
+language and format, the search's own `explanation` and, after rerank, a one-sentence reason) and `.excluded`
+(records dropped by the leakage guard, each with `excluded_reason`).
 
-Steps: BM25 (bm25s) and dense MiniLM (faiss) scores over the persisted index (`searchindex.py`), fused by
-weighted reciprocal-rank fusion (weights tuned on bench/data; see the README, "Dataset catalogs and retrieval"); the leakage guard drops
-the evaluation unit's families and any dataset whose rows overlap the unit's test inputs; the top N go to the
-LLM reranker (`rerank.py`, self-consistency votes).
+Steps: the query is parsed (`queryparse.py`: instruction, examples, keywords, language, task kind); signals
+(BM25 over all and over each field, dense similarity of the task and of the examples) come from the persisted
+index (`searchindex.py`) and are fused by weighted reciprocal-rank fusion with language and task-kind soft
+constraints (`searchscore.py`; weights chosen on bench/data, see the README, "Dataset catalogs and
+retrieval"); the leakage guard drops the evaluation unit's families and any dataset whose rows overlap the
+unit's test inputs; the top N go to the LLM reranker (`rerank.py`, self-consistency votes).
 
     >>> from datatune_core.retrieve import search
     >>> res = search("Decide whether a tweet is sarcastic", top_k=5, rerank=False)
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,26 +30,19 @@ from typing import Any
 import numpy as np
 
 from .catalog import DatasetRecord, load_rows
+from .queryparse import ParsedQuery, parse_query
 from .searchindex import IndexConfig, SearchIndex, build_index, index_status, load_index  # noqa: F401
+from .searchscore import DEPTH, FusionWeights, QueryFeatures, choose_config, explain, fuse_features, query_features
 
-DEPTH = 200  # how deep each retriever's ranking goes into the fusion
 ROW_SCAN_LIMIT = 20_000  # rows per record checked by the overlap guard
+CONFIG_CHOICE_TOP = 60  # candidates whose config is chosen by the task's language and format (the rest: first)
 
 
-@dataclass
-class FusionWeights:
-    """Weighted reciprocal-rank fusion: score = w_bm25/(k + rank_bm25) + w_dense/(k + rank_dense)."""
-
-    w_bm25: float = 1.0
-    w_dense: float = 1.0
-    k: float = 60.0
-    w_pop: float = 0.0  # weight of a third ranking: the retrieved records ordered by downloads
-    foreign_factor: float = 1.0  # score multiplier for non-English records when the query names no language
-
-
-# Tuned on bench/data/retrieval_labels.jsonl by bench/retrieval_eval.py (MAP 0.266 BM25 -> 0.356 here; 0.348
-# with 2-fold cross-validation; see the README, "Dataset catalogs and retrieval").
-DEFAULT_FUSION = FusionWeights(w_bm25=1.0, w_dense=3.0, k=5.0, w_pop=1.0, foreign_factor=0.5)
+# Tuned on every query kind of bench/data/retrieval_queries.jsonl; its leave-one-kind-out cross-validated figures
+# (tuned without the kind they score) are the ones quoted (bench/retrieval_eval.py;
+# figures in the README, "Dataset catalogs and retrieval").
+DEFAULT_FUSION = FusionWeights(w_bm25=1.0, w_dense=2.0, k=20.0, w_pop=2.0, foreign_factor=0.7, w_f_description=2.0,
+                               w_f_columns=0.5, w_f_samples=1.0, w_ex_samples=3.0)
 
 
 @dataclass
@@ -61,12 +56,13 @@ class Candidate:
     rerank_votes: int | None = None
     reason: str | None = None
     excluded_reason: str | None = None
+    explanation: dict | None = None  # the search's own account of the rank (searchscore.explain)
 
     def to_dict(self, with_record: bool = False) -> dict:
         d = {"dataset_id": self.record.id, "name": self.record.name, "source": self.record.source,
              "config": self.config, "fused_score": self.fused_score, "bm25_score": self.bm25_score,
              "dense_score": self.dense_score, "rerank_rank": self.rerank_rank, "rerank_votes": self.rerank_votes,
-             "reason": self.reason, "excluded_reason": self.excluded_reason}
+             "reason": self.reason, "excluded_reason": self.excluded_reason, "explanation": self.explanation}
         if with_record:
             d["record"] = self.record.to_dict()
         return d
@@ -100,75 +96,54 @@ def rrf_fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: flo
     return scores
 
 
-_LANG_WORDS = re.compile(
-    r"\b(translat\w*|multilingual|cross-?lingual|language|arabic|bengali|bulgarian|catalan|chinese|croatian|czech|"
-    r"danish|dutch|estonian|finnish|french|german|greek|hebrew|hindi|hungarian|indonesian|italian|japanese|korean|"
-    r"malay|norwegian|persian|polish|portuguese|romanian|russian|serbian|slovak|slovenian|spanish|swahili|swedish|"
-    r"tamil|thai|turkish|ukrainian|urdu|vietnamese|yoruba|hausa|igbo)\b", re.I)
+def _parsed(query: str | ParsedQuery) -> ParsedQuery:
+    return query if isinstance(query, ParsedQuery) else parse_query(query)
 
 
-def _names_language(text: str) -> bool:
-    """True when the query names a language (or is not written in Latin script), so no English preference."""
-    if _LANG_WORDS.search(text):
-        return True
-    letters = [ch for ch in text if ch.isalpha()]
-    return bool(letters) and sum(ch.isascii() for ch in letters) / len(letters) < 0.8
-
-
-def _is_foreign(record: DatasetRecord) -> bool:
-    langs = [x.lower() for x in record.languages]
-    return bool(langs) and not any(x.startswith(("en", "mul")) for x in langs)
-
-
-def fuse(index: SearchIndex, bm_rank: list[int], d_rank: list[int], fusion: FusionWeights,
-         text: str) -> dict[int, float]:
-    """Weighted RRF of the BM25 and dense rankings (+ an optional popularity ranking and language preference)."""
-    rankings, weights = [bm_rank, d_rank], [fusion.w_bm25, fusion.w_dense]
-    if fusion.w_pop:
-        union = list(dict.fromkeys(bm_rank + d_rank))
-        rankings.append(sorted(union, key=lambda i: -(index.records[i].downloads or 0)))
-        weights.append(fusion.w_pop)
-    scores = rrf_fuse(rankings, weights, fusion.k)
-    if fusion.foreign_factor != 1.0 and not _names_language(text):
-        for i in scores:
-            if _is_foreign(index.records[i]):
-                scores[i] *= fusion.foreign_factor
-    return scores
-
-
-def rank_positions(index: SearchIndex, text: str, depth: int = DEPTH) -> tuple[np.ndarray, list[int], list[int],
-                                                                                dict[int, float]]:
-    """BM25 scores, the BM25 and dense rankings (record positions, best first) and dense similarities."""
-    bm = index.bm25_scores(text)
-    order = np.argsort(-bm, kind="stable")[:depth]
-    bm_rank = [int(i) for i in order if bm[i] > 0]
-    ids, sims = index.dense_scores(text, k=depth)
-    return bm, bm_rank, [int(i) for i in ids], {int(i): float(x) for i, x in zip(ids, sims)}
-
-
-def hybrid_rank(index: SearchIndex, text: str, fusion: FusionWeights | None = None, depth: int = DEPTH,
-                mode: str = "hybrid") -> list[Candidate]:
-    """All retrieved records, best first: mode 'bm25', 'dense' or 'hybrid' (weighted RRF)."""
+def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeights | None = None,
+                depth: int = DEPTH, mode: str = "hybrid", feats: QueryFeatures | None = None) -> list[Candidate]:
+    """All retrieved records, best first: mode 'bm25' or 'dense' (one retriever over the whole query text, the
+    baselines) or 'hybrid' (field-aware signals fused by weighted RRF, see searchscore.py)."""
     fusion = fusion or DEFAULT_FUSION
     if not len(index):
         return []
+    parsed = _parsed(query)
     if mode == "bm25":
-        bm = index.bm25_scores(text)
+        bm = index.bm25_scores(parsed.text)
         order = np.argsort(-bm, kind="stable")[:depth]
         fused = {int(i): float(bm[i]) for i in order if bm[i] > 0}
         d_sim: dict[int, float] = {}
     elif mode == "dense":
         bm = None
-        ids, sims = index.dense_scores(text, k=depth)
+        ids, sims = index.dense_scores(parsed.text, k=depth)
         d_sim = {int(i): float(x) for i, x in zip(ids, sims)}
         fused = dict(d_sim)
     else:
-        bm, bm_rank, d_rank, d_sim = rank_positions(index, text, depth)
-        fused = fuse(index, bm_rank, d_rank, fusion, text)
+        feats = feats or query_features(index, parsed, depth)
+        fused = fuse_features(index, feats, fusion)
+        bm, dense = feats.scores["bm25"], feats.scores["dense"]
+        d_sim = {i: float(dense[i]) for i in fused}
     order = sorted(fused, key=lambda i: (-fused[i], i))
-    return [Candidate(record=index.records[i], config=_default_config(index.records[i]), fused_score=fused[i],
-                      bm25_score=float(bm[i]) if bm is not None else None, dense_score=d_sim.get(i))
-            for i in order]
+    return [Candidate(record=index.records[i],  # the config is chosen for the head of the ranking only (cost)
+                      config=choose_config(index.records[i], parsed) if n < CONFIG_CHOICE_TOP
+                      else _default_config(index.records[i]),
+                      fused_score=fused[i], bm25_score=float(bm[i]) if bm is not None else None,
+                      dense_score=d_sim.get(i)) for n, i in enumerate(order)]
+
+
+def explain_candidates(index: SearchIndex, query: str | ParsedQuery, candidates: list[Candidate],
+                       feats: QueryFeatures | None = None) -> None:
+    """Attach the search's own explanation to each candidate (matched words and fields, tags, example
+    similarity, language, rows available): what the cards show when no LLM reranks."""
+    parsed = _parsed(query)
+    feats = feats or query_features(index, parsed)
+    for rank, c in enumerate(candidates, 1):
+        pos = index.pos.get(c.record.id)
+        if pos is not None:
+            c.explanation = explain(index, pos, feats, rank)
+        else:  # a Hub search result, not in the local index
+            c.explanation = {"summary": "Found by the Hugging Face Hub's own search for your task; its rows are "
+                                        "streamed from the Hub.", "rows_available": True, "matched": {}, "tags": []}
 
 
 def _default_config(record: DatasetRecord) -> str | None:
@@ -279,7 +254,11 @@ def _overlap_cached(guard: LeakageGuard, record: DatasetRecord) -> str | None:
 def _query_of(spec_or_text: Any) -> tuple[str, str, list[dict], str | None]:
     """(search text, instruction, examples, eval_task) from a TaskSpec or a string."""
     if isinstance(spec_or_text, str):
-        return spec_or_text, spec_or_text, [], None
+        parsed = parse_query(spec_or_text)
+        return spec_or_text, parsed.instruction or spec_or_text, parsed.examples, None
+    if isinstance(spec_or_text, dict):  # {"instruction", "examples"} (the CLI's batch queries)
+        parsed = parse_query(str(spec_or_text.get("instruction") or ""), spec_or_text.get("examples") or [])
+        return parsed.text, parsed.instruction, parsed.examples, spec_or_text.get("eval_task")
     text = spec_or_text.query_text()
     examples = [{"input": e.input, "output": e.output} for e in getattr(spec_or_text, "examples", [])]
     return text, spec_or_text.instruction, examples, getattr(spec_or_text, "eval_task", None)
@@ -302,7 +281,9 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
         raise UserError("--top-k must be at least 1.")
     eval_task = eval_task or spec_eval
     idx = index or load_index(catalogs, home=home)
-    ranked = hybrid_rank(idx, text, fusion, mode=mode)
+    parsed = parse_query(instruction, examples)
+    feats = query_features(idx, parsed) if len(idx) else None
+    ranked = hybrid_rank(idx, parsed, fusion, mode=mode, feats=feats)
     result = RetrievalResult(query=text)
     if idx.problems:
         result.notes.append(f"{len(idx.problems)} catalog line(s) were skipped (first: {idx.problems[0]}).")
@@ -338,7 +319,7 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
         try:
             from .hub import search_hub
 
-            extra = [Candidate(record=r, config=_default_config(r))
+            extra = [Candidate(record=r, config=choose_config(r, parsed))
                      for r in search_hub(instruction[:200], limit=10) if r.id not in seen]
             window = rerank_n if rerank else top_k
             n_extra = min(len(extra), max(1, window // 3))
@@ -359,6 +340,8 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
         result.reranked, result.votes, result.none_votes = out.usable_votes > 0, out.usable_votes, out.none_votes
         result.notes.extend(out.notes)
     result.candidates = pool[:top_k]
+    if feats is not None:
+        explain_candidates(idx, parsed, result.candidates, feats)
     return result
 
 
@@ -367,7 +350,10 @@ def save_candidates(store: Any, project_id: int, result: RetrievalResult) -> int
     store.clear_candidates(project_id, keep_decided=True)
     n = 0
     for c in result.candidates + result.excluded:
-        store.upsert_candidate(project_id, c.record.id, record=c.record.to_dict(), config=c.config,
+        record = c.record.to_dict()
+        if c.explanation:
+            record["search_explanation"] = c.explanation  # extra key: DatasetRecord.from_dict ignores it
+        store.upsert_candidate(project_id, c.record.id, record=record, config=c.config,
                                source=c.record.source, fused_score=c.fused_score, bm25_score=c.bm25_score,
                                dense_score=c.dense_score, rerank_rank=c.rerank_rank, rerank_votes=c.rerank_votes,
                                reason=c.reason, excluded_reason=c.excluded_reason)

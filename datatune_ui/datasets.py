@@ -47,6 +47,40 @@ def default_query(project) -> str:
         return project.instruction
 
 
+def rerank_unavailable(project) -> str | None:
+    """Why no language model can rerank this project's candidates (None when one can)."""
+    from datatune_core.config import load_settings
+
+    provider = (project.settings or {}).get("provider") or load_settings().resolved_provider()
+    if provider == "local":
+        return ("Reranking needs a capable language model: the embedded local model is too small to judge "
+                "datasets. Add an Anthropic API key or an OpenAI-compatible server (Home page) to turn it on. "
+                "Until then each card explains its rank from the search itself.")
+    return None
+
+
+def explanation_lines(record: dict) -> list[str]:
+    """The search's own explanation of a candidate's rank, as short lines for its card ([] when none)."""
+    e = record.get("search_explanation") or {}
+    if not e:
+        return []
+    names = {"name": "name", "description": "description", "columns": "columns", "samples": "sample rows"}
+    lines = [f"{names[f]}: {', '.join(ws[:6])}" for f, ws in (e.get("matched") or {}).items() if f in names]
+    out = []
+    if lines:
+        out.append("Matched words — " + "; ".join(lines))
+    if e.get("tags"):
+        out.append("Matching tags — " + ", ".join(e["tags"][:6]))
+    if e.get("example_similarity") is not None:
+        out.append(f"Similarity of its sample rows to your examples — {e['example_similarity']:.2f}")
+    if e.get("dense_similarity") is not None:
+        out.append(f"Similarity of its description to your task — {e['dense_similarity']:.2f}")
+    if e.get("language") == "other":
+        out.append("Language — not your task's language, so it is ranked lower")
+    out.append("Rows — " + ("available here" if e.get("rows_available") else "only on the Hugging Face Hub"))
+    return out
+
+
 def candidates(store: Store, pid: int) -> tuple[list[dict], list[dict]]:
     """(ranked candidates, excluded-for-leakage ones), as stored (record = DatasetRecord dict)."""
     ranked, excluded = [], []

@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
                  no_rerank: bool = typer.Option(False, "--no-rerank", help="Skip the LLM rerank."),
                  eval_task: str = typer.Option(None, "--eval-task", help="BIG-bench unit to guard against leakage."),
                  project: str = typer.Option(None, "--project", help="Use (and save candidates to) this project."),
-                 queries: Path = typer.Option(None, "--queries", help='Batch mode: JSONL of {"qid", "query"}.'),
+                 queries: Path = typer.Option(None, "--queries", help='Batch mode: JSONL of {"qid", "query"} '
+                                              '(optional "examples": [{"input", "output"}], "eval_task").'),
                  output: Path = typer.Option(None, "--output", help='Batch mode: write {"qid", "ranked"} JSONL.'),
                  votes: int = typer.Option(5, help="Rerank self-consistency votes."),
                  rerank_n: int = typer.Option(25, "--rerank-n", help="How many top results the LLM reranks."),
@@ -74,7 +75,9 @@ def register(app: typer.Typer) -> None:
             output.parent.mkdir(parents=True, exist_ok=True)
             with open(output, "w", encoding="utf-8") as fh:
                 for q in qs:
-                    res = search(str(q["query"]), top_k=top_k, rerank=not no_rerank, eval_task=q.get("eval_task")
+                    target = ({"instruction": str(q["query"]), "examples": q["examples"]}
+                              if isinstance(q.get("examples"), list) else str(q["query"]))
+                    res = search(target, top_k=top_k, rerank=not no_rerank, eval_task=q.get("eval_task")
                                  or eval_task, rerank_n=rerank_n, votes=votes, mode=mode, index=idx)
                     fh.write(json.dumps({"qid": q["qid"], "ranked": res.ids()}, ensure_ascii=False) + "\n")
             typer.echo(f"Wrote {len(qs)} rankings to {output}.", err=True)
@@ -111,6 +114,10 @@ def register(app: typer.Typer) -> None:
         cols = ["rank", "dataset_id", "config", "fused_score", "bm25_score", "dense_score"]
         if res.reranked:
             cols += ["rerank_votes", "reason"]
+        else:  # no LLM: the search explains itself
+            for r, c in zip(rows, res.candidates):
+                r["why"] = ((c.explanation or {}).get("summary") or "")[:160]
+            cols += ["why"]
         print_table(rows, cols)
         if res.none_fits:
             typer.secho(f"The reranker says none of these fits ({res.none_votes} of "

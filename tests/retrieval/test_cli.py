@@ -27,14 +27,17 @@ def test_batch_round_trip(home, tmp_path):
     q.write_text("\n".join(json.dumps(x) for x in [
         {"qid": "a", "query": "is this tweet sarcastic?"},
         {"qid": 7, "query": "turn English news into German"},
-        {"qid": "c", "query": "explain what a python function does"}]) + "\n", encoding="utf-8")
+        {"qid": "c", "query": "explain what a python function does"},
+        {"qid": "d", "query": "Label the text.", "examples": [  # the examples name the task: searched too
+            {"input": "Oh great, another Monday. I just love traffic", "output": "sarcastic"},
+            {"input": "The meeting is at 10", "output": "not sarcastic"}]}]) + "\n", encoding="utf-8")
     out = tmp_path / "r.jsonl"
     r = runner.invoke(app, ["retrieve", "--queries", str(q), "--catalog", str(cat), "--top-k", "25", "--no-rerank",
                             "--output", str(out)])
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
-    assert [x["qid"] for x in lines] == ["a", 7, "c"]
-    assert [x["ranked"][0] for x in lines] == ["sarcasm_tweets", "en_de_news", "python_docstrings"]
+    assert [x["qid"] for x in lines] == ["a", 7, "c", "d"]
+    assert [x["ranked"][0] for x in lines] == ["sarcasm_tweets", "en_de_news", "python_docstrings", "sarcasm_tweets"]
     for x in lines:
         assert len(x["ranked"]) == len(set(x["ranked"])) <= len(RECORDS)
     assert (home / "index").is_dir()  # the index is persisted in DATATUNE_HOME

@@ -126,3 +126,31 @@ def test_auto_client_skips_rerank_with_the_embedded_model(tiny_index, monkeypatc
     local = gc(provider="local")  # an explicit client for the embedded model is skipped too (no model is loaded)
     res = search("detect sarcasm in tweets", top_k=2, client=local, index=tiny_index)
     assert not res.reranked and any("rerank skipped" in n for n in res.notes)
+
+
+def test_prompt_stays_within_prompt2model_limits():
+    """At most 25 candidates per prompt and 5 votes, whatever is asked; long sample rows are cut."""
+    many = []
+    for i in range(30):
+        rec = DatasetRecord(id=f"org/d{i:02d}", name=f"D{i}", description="x " * 400,
+                            configs=[ConfigInfo("default", columns={"text": "string"},
+                                                sample_rows=[{"text": "word " * 500}] * 4)])
+        many.append(Candidate(record=rec, config="default"))
+    calls = []
+
+    def responder(req):
+        calls.append(req.messages[-1]["content"])
+        return {"ranking": [{"dataset": "org/d29", "reason": "outside the window"},
+                            {"dataset": "org/d03", "reason": "fits"}]}
+
+    client = get_client(provider=ScriptedProvider(responder), use_cache=False)
+    out = rerank_candidates("t", [], many, client=client, votes=9)
+    assert len(calls) == 5
+    for text in calls:
+        shown = re.findall(r"^\[(\d+)\] (\S+)", text, flags=re.M)
+        assert len(shown) == 25 and "org/d29" not in {i for _, i in shown}
+        assert max(len(ln) for ln in text.splitlines() if "sample:" in ln) < 450
+        assert sum("sample:" in ln for ln in text.splitlines()) == 25 * 2
+    ids = [c.record.id for c in out.candidates]
+    assert ids[0] == "org/d03" and ids[25:] == [f"org/d{i}" for i in range(25, 30)] and len(ids) == 30
+    assert set(out.ignored_names) == {"org/d29"} and any("top 25 of 30" in n for n in out.notes)
