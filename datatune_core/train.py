@@ -324,6 +324,20 @@ def lora_model(cfg: LoraTrainConfig, alpha: int, base: Any = None, tok: Any = No
 
 
 # ----------------------------------------------------------------------------- the training loop
+def rank_micro_batch_indices(n_micro: int, step_in_epoch: int, grad_accum: int, world: int, rank: int) -> list[int]:
+    """The micro-batches one process runs in one optimizer step: dealt round-robin, always `grad_accum` of them.
+
+    With several processes and fewer micro-batches than processes x grad_accum the deal wraps around (as `DistributedSampler` pads), so
+    every rank calls backward the same number of times and data-parallel gradient syncs cannot wait forever.
+    """
+    if n_micro < 1:
+        return []
+    js = [(step_in_epoch * grad_accum + a) * world + rank for a in range(grad_accum)]
+    if world == 1:  # one process: the epoch's last step may be shorter (nothing to keep in step with)
+        return [j for j in js if j < n_micro]
+    return [j % n_micro for j in js]
+
+
 @dataclass
 class TrainOutcome:
     step: int
@@ -402,11 +416,13 @@ class LoraTrainer:
         self.model.eval()
         tot = torch.zeros(2, device=self.acc.device)
         mine = list(range(self.rank, len(self.data.val), self.world))
+        # the unwrapped model: a DDP forward may sync buffers, and ranks can hold different numbers of val batches
+        net = self.acc.unwrap_model(self.model)
         with torch.no_grad():
             for i in range(0, len(mine), self.cfg.batch_size):
                 b = self._batch(mine[i:i + self.cfg.batch_size], self.data.val)
                 n = (b["labels"][:, 1:] != -100).sum()
-                tot += torch.stack([self.model(**b).loss.float() * n, n.float()])
+                tot += torch.stack([net(**b).loss.float() * n, n.float()])
         tot = self.acc.reduce(tot, reduction="sum")
         self.model.train()
         return float(tot[0] / tot[1]) if tot[1] > 0 else None
@@ -473,8 +489,8 @@ class LoraTrainer:
             if epoch_cache[0] != epoch:
                 epoch_cache = (epoch, self._micro_batches(epoch))
             micro = epoch_cache[1]
-            mine = [micro[j] for a in range(self.cfg.grad_accum)
-                    if (j := (k * self.cfg.grad_accum + a) * self.world + self.rank) < len(micro)]
+            mine = [micro[j] for j in rank_micro_batch_indices(len(micro), k, self.cfg.grad_accum, self.world,
+                                                               self.rank)]
             loss_sum = 0.0
             for a, idx in enumerate(mine):
                 b = self._batch(idx, self.data.train)
