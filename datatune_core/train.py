@@ -82,6 +82,7 @@ class LoraTrainConfig:
     output_dir: str | None = None  # default: DATATUNE_HOME/runs/job-<id>
     eval_tasks: list[str] = field(default_factory=list)  # BIG-bench units whose test inputs are removed from training
     data_file: str | None = None  # rows from a file instead of the project
+    launch_config: str | None = None  # an `accelerate config` file: multi-GPU, multi-node, FSDP or DeepSpeed ZeRO
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -104,6 +105,9 @@ class LoraTrainConfig:
             raise UserError("max_grad_norm must be >= 0 (0 turns clipping off).")
         if self.eval_every < 1 or self.save_every < 1 or self.keep_checkpoints < 1:
             raise UserError("eval_every, save_every and keep_checkpoints must be at least 1.")
+        if self.launch_config and not Path(self.launch_config).expanduser().is_file():
+            raise UserError(f"Accelerate config file {self.launch_config} does not exist; write one with "
+                            "`accelerate config --config_file FILE`, or leave it empty for one process per GPU.")
 
     @classmethod
     def from_preset(cls, name: str = "cpu-demo", **overrides: Any) -> "LoraTrainConfig":
@@ -588,10 +592,14 @@ def _gpu_count() -> int:
         return 0
 
 
-def accelerate_argv(job_id: int, n_gpus: int) -> list[str]:
-    """The multi-GPU launch: one process per GPU, each running `python -m datatune_core.train JOB_ID`."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n_gpus),
-            "--num_machines", "1", "-m", "datatune_core.train", str(job_id)]
+def accelerate_argv(job_id: int, n_gpus: int, config_file: str | None = None) -> list[str]:
+    """The multi-process launch, each process running `python -m datatune_core.train JOB_ID`: one per GPU, or
+    what an accelerate config file says (processes, machines, FSDP/DeepSpeed)."""
+    head = [sys.executable, "-m", "accelerate.commands.launch"]
+    if config_file:
+        return [*head, "--config_file", str(Path(config_file).expanduser()), "-m", "datatune_core.train", str(job_id)]
+    return [*head, "--multi_gpu", "--num_processes", str(n_gpus), "--num_machines", "1", "-m", "datatune_core.train",
+            str(job_id)]
 
 
 def run_train_job(ctx: Any) -> dict:
@@ -599,10 +607,12 @@ def run_train_job(ctx: Any) -> dict:
     from .jobs import JobCancelled
 
     n = _gpu_count()
-    if n > 1 and "LOCAL_RANK" not in os.environ:
-        ctx.log(f"{n} GPUs visible: launching {n} processes with accelerate")
+    launch_cfg = (ctx.config or {}).get("launch_config")
+    if (n > 1 or launch_cfg) and "LOCAL_RANK" not in os.environ:
+        ctx.log(f"launching with accelerate config {launch_cfg}" if launch_cfg else
+                f"{n} GPUs visible: launching {n} processes with accelerate")
         env = dict(os.environ, DATATUNE_HOME=str(ctx.store.home))
-        rc = subprocess.run(accelerate_argv(ctx.job_id, n), env=env, check=False).returncode
+        rc = subprocess.run(accelerate_argv(ctx.job_id, n, launch_cfg), env=env, check=False).returncode
         if ctx.cancelled:
             raise JobCancelled()
         if rc != 0:
