@@ -49,3 +49,10 @@ def test_train_evaluate_export_in_the_browser(studio):
     b.click("Export dataset, adapter and recipe", timeout_s=60)
     b.wait_text("recipe: ", timeout_s=120)
     b.shot("e2e_12_evaluate_export")
+
+    # Try it: one prompt, base and fine-tuned answers side by side (streamed)
+    type_into(b, "Prompt", "The rain came, so the road changed. What caused it?")
+    b.click("Answer with both models")
+    b.wait_text("Prompt: The rain came", timeout_s=300)
+    assert "Fine-tuned" in b.text() and "Base model" in b.text()
+    b.shot("e2e_13_try_it")
