@@ -7,6 +7,8 @@ escaping it are refused. `--push user/name` uploads to the Hugging Face Hub when
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from ._common import open_store, print_json, resolve_project
@@ -84,7 +86,7 @@ def register(app: typer.Typer) -> None:
               push: str = typer.Option(None, help="Also push to this Hub model repo (needs HF_TOKEN).")):
         """The fine-tuned model for local runtimes: merged HF folder or GGUF, checked by greedy answers."""
         from ..errors import UserError
-        from ..export import latest_adapter, push_to_hub, safe_path
+        from ..export import export_root, latest_adapter, push_to_hub, safe_path
         from ..model_export import FORMATS, export_model
 
         if fmt not in FORMATS:
@@ -96,10 +98,8 @@ def register(app: typer.Typer) -> None:
             raise UserError("No adapter: pass --adapter PATH, or train the project first (`datatune train -p P`).")
         if root is None and pid is None:
             raise UserError("Pass --root DIR (or --project P) to say where the model is exported.")
-        from ..export import export_root
-
         out = safe_path(root or export_root(store, pid), dest or f"model-{fmt}")
-        with typer.progressbar(length=1, label=f"Exporting ({fmt})", file=__import__("sys").stderr) as bar:
+        with typer.progressbar(length=1, label=f"Exporting ({fmt})", file=sys.stderr) as bar:
             state = {"done": 0}
 
             def progress(done: int, total: int, what: str) -> None:
