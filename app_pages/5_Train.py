@@ -37,6 +37,9 @@ with st.container(border=True):
         model = c1.text_input("Base model (empty = embedded SmolLM2-135M)", placeholder="local folder or .gguf file")
         lr = c2.number_input("Learning rate (0 = preset)", min_value=0.0, max_value=1.0, value=0.0, format="%.6f",
                              help="Between 0 and 1 (typical LoRA rates: 0.0001 to 0.001).")
+        launch_cfg = c3.text_input("Accelerate config file (optional)", placeholder="e.g. ~/multi_gpu.yaml",
+                                   help="Train on several GPUs or machines (DDP, FSDP, DeepSpeed ZeRO): a file from "
+                                        "`accelerate config --config_file FILE`. Empty: one process per visible GPU.")
         why = None
         if n_rows == 0:
             why = "No kept rows yet: transform and review rows first."
@@ -50,7 +53,8 @@ with st.container(border=True):
         with guard("Could not start training"):
             R.start_training(store, pid, preset, max_steps=int(steps) or None, max_rows=int(max_rows) or None,
                              model=model.strip() or None, learning_rate=float(lr) or None,
-                             eval_tasks=[p.eval_task] if p.eval_task else None)
+                             eval_tasks=[p.eval_task] if p.eval_task else None,
+                             launch_config=launch_cfg.strip() or None)
             st.rerun()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from datatune_ui import chat as C
+from datatune_ui import model_export as ME
 from datatune_ui import quality as Q
 from datatune_ui import results as R
 from datatune_ui import state, task, widgets
@@ -64,6 +66,8 @@ if results:
                                for r in results]), hide_index=True, width="stretch")
 else:
     st.caption("No evaluation yet.")
+
+C.try_it(pid, adapters)
 
 # ------------------------------------------------------------------------------------------ runs + their data
 st.subheader("Training runs and the data each learned from")
@@ -152,6 +156,8 @@ with st.container(border=True):
                                        mime="application/json", key=f"dt_dl_recipe_{pid}")
             except OSError:
                 pass
+    st.divider()
+    ME.export_panel(store, pid, adapters)
     for a in R.exports(store, pid)[:5]:
         rows = a["meta"].get("rows")
         st.caption(f"{a['kind']}: {a['path']}" + (f" ({rows:,} rows)" if isinstance(rows, int) else ""))

@@ -15,7 +15,7 @@ from . import config  # noqa: F401  (sets the offline defaults before anything e
 
 COMMAND_MODULES = [
     "projects", "jobs", "llm", "catalog", "retrieve", "review", "transform", "synth", "train", "evaluate",
-    "quality", "export", "run", "app",
+    "quality", "export", "chat", "run", "app",
 ]
 
 app = typer.Typer(

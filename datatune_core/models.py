@@ -78,6 +78,21 @@ def convert_gguf(gguf_path: Path | str, out_dir: Path | str) -> Path:
     return out
 
 
+def quantizable_location(loc: str) -> str:
+    """Where 4-bit loading can read `loc`: a `.gguf` file is first converted (once, cached) to a safetensors folder."""
+    p = Path(loc)
+    if not loc.endswith(".gguf"):
+        return loc
+    import hashlib
+
+    st = p.stat()
+    key = hashlib.sha256(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    out = models_dir() / "from-gguf" / f"{p.stem}-{key}"
+    if not (out / "config.json").is_file():
+        convert_gguf(p, out)
+    return str(out)
+
+
 def default_model_path(convert: bool = True) -> Path:
     """The HF copy of the default demo model under DATATUNE_HOME/models/, converting it once if needed."""
     out = models_dir() / DEFAULT_MODEL_NAME
@@ -166,6 +181,7 @@ def load_causal_lm(path_or_default: str | Path | None = None, *, dtype: Any = No
             raise UserError("4-bit (QLoRA) loading needs a CUDA GPU; use plain LoRA (qlora=false) on this machine.")
         if importlib.util.find_spec("bitsandbytes") is None:
             raise UserError("4-bit (QLoRA) loading needs bitsandbytes: `pip install 'datatune-studio[gpu]'`.")
+        loc = quantizable_location(loc)  # a .gguf would load dequantised and silently skip the 4-bit quantisation
         from transformers import BitsAndBytesConfig
 
         kw["quantization_config"] = BitsAndBytesConfig(

@@ -24,7 +24,7 @@ from .errors import UserError
 
 RECIPE_VERSION = 1
 STAGES = ("transform", "synth", "train", "evaluate", "export")
-_PATH_KEYS = ("output_dir", "data_file")
+_PATH_KEYS = ("output_dir", "data_file", "launch_config")  # machine-specific: not replayed
 
 
 def _latest_job_config(store: Any, project_id: int, kind: str) -> dict | None:

@@ -82,6 +82,7 @@ class LoraTrainConfig:
     output_dir: str | None = None  # default: DATATUNE_HOME/runs/job-<id>
     eval_tasks: list[str] = field(default_factory=list)  # BIG-bench units whose test inputs are removed from training
     data_file: str | None = None  # rows from a file instead of the project
+    launch_config: str | None = None  # an `accelerate config` file: multi-GPU, multi-node, FSDP or DeepSpeed ZeRO
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -104,6 +105,9 @@ class LoraTrainConfig:
             raise UserError("max_grad_norm must be >= 0 (0 turns clipping off).")
         if self.eval_every < 1 or self.save_every < 1 or self.keep_checkpoints < 1:
             raise UserError("eval_every, save_every and keep_checkpoints must be at least 1.")
+        if self.launch_config and not Path(self.launch_config).expanduser().is_file():
+            raise UserError(f"Accelerate config file {self.launch_config} does not exist; write one with "
+                            "`accelerate config --config_file FILE`, or leave it empty for one process per GPU.")
 
     @classmethod
     def from_preset(cls, name: str = "cpu-demo", **overrides: Any) -> "LoraTrainConfig":
@@ -324,6 +328,20 @@ def lora_model(cfg: LoraTrainConfig, alpha: int, base: Any = None, tok: Any = No
 
 
 # ----------------------------------------------------------------------------- the training loop
+def rank_micro_batch_indices(n_micro: int, step_in_epoch: int, grad_accum: int, world: int, rank: int) -> list[int]:
+    """The micro-batches one process runs in one optimizer step: dealt round-robin, always `grad_accum` of them.
+
+    With several processes and fewer micro-batches than processes x grad_accum the deal wraps around (as `DistributedSampler` pads), so
+    every rank calls backward the same number of times and data-parallel gradient syncs cannot wait forever.
+    """
+    if n_micro < 1:
+        return []
+    js = [(step_in_epoch * grad_accum + a) * world + rank for a in range(grad_accum)]
+    if world == 1:  # one process: the epoch's last step may be shorter (nothing to keep in step with)
+        return [j for j in js if j < n_micro]
+    return [j % n_micro for j in js]
+
+
 @dataclass
 class TrainOutcome:
     step: int
@@ -402,11 +420,13 @@ class LoraTrainer:
         self.model.eval()
         tot = torch.zeros(2, device=self.acc.device)
         mine = list(range(self.rank, len(self.data.val), self.world))
+        # the unwrapped model: a DDP forward may sync buffers, and ranks can hold different numbers of val batches
+        net = self.acc.unwrap_model(self.model)
         with torch.no_grad():
             for i in range(0, len(mine), self.cfg.batch_size):
                 b = self._batch(mine[i:i + self.cfg.batch_size], self.data.val)
                 n = (b["labels"][:, 1:] != -100).sum()
-                tot += torch.stack([self.model(**b).loss.float() * n, n.float()])
+                tot += torch.stack([net(**b).loss.float() * n, n.float()])
         tot = self.acc.reduce(tot, reduction="sum")
         self.model.train()
         return float(tot[0] / tot[1]) if tot[1] > 0 else None
@@ -473,8 +493,8 @@ class LoraTrainer:
             if epoch_cache[0] != epoch:
                 epoch_cache = (epoch, self._micro_batches(epoch))
             micro = epoch_cache[1]
-            mine = [micro[j] for a in range(self.cfg.grad_accum)
-                    if (j := (k * self.cfg.grad_accum + a) * self.world + self.rank) < len(micro)]
+            mine = [micro[j] for j in rank_micro_batch_indices(len(micro), k, self.cfg.grad_accum, self.world,
+                                                               self.rank)]
             loss_sum = 0.0
             for a, idx in enumerate(mine):
                 b = self._batch(idx, self.data.train)
@@ -572,10 +592,14 @@ def _gpu_count() -> int:
         return 0
 
 
-def accelerate_argv(job_id: int, n_gpus: int) -> list[str]:
-    """The multi-GPU launch: one process per GPU, each running `python -m datatune_core.train JOB_ID`."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n_gpus),
-            "--num_machines", "1", "-m", "datatune_core.train", str(job_id)]
+def accelerate_argv(job_id: int, n_gpus: int, config_file: str | None = None) -> list[str]:
+    """The multi-process launch, each process running `python -m datatune_core.train JOB_ID`: one per GPU, or
+    what an accelerate config file says (processes, machines, FSDP/DeepSpeed)."""
+    head = [sys.executable, "-m", "accelerate.commands.launch"]
+    if config_file:
+        return [*head, "--config_file", str(Path(config_file).expanduser()), "-m", "datatune_core.train", str(job_id)]
+    return [*head, "--multi_gpu", "--num_processes", str(n_gpus), "--num_machines", "1", "-m", "datatune_core.train",
+            str(job_id)]
 
 
 def run_train_job(ctx: Any) -> dict:
@@ -583,10 +607,12 @@ def run_train_job(ctx: Any) -> dict:
     from .jobs import JobCancelled
 
     n = _gpu_count()
-    if n > 1 and "LOCAL_RANK" not in os.environ:
-        ctx.log(f"{n} GPUs visible: launching {n} processes with accelerate")
+    launch_cfg = (ctx.config or {}).get("launch_config")
+    if (n > 1 or launch_cfg) and "LOCAL_RANK" not in os.environ:
+        ctx.log(f"launching with accelerate config {launch_cfg}" if launch_cfg else
+                f"{n} GPUs visible: launching {n} processes with accelerate")
         env = dict(os.environ, DATATUNE_HOME=str(ctx.store.home))
-        rc = subprocess.run(accelerate_argv(ctx.job_id, n), env=env, check=False).returncode
+        rc = subprocess.run(accelerate_argv(ctx.job_id, n, launch_cfg), env=env, check=False).returncode
         if ctx.cancelled:
             raise JobCancelled()
         if rc != 0:

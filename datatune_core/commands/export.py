@@ -1,10 +1,13 @@
-"""`datatune export dataset|adapter|recipe|all` - HF dataset folder + card, adapter + model card, recipe; `--push`.
+"""`datatune export dataset|adapter|recipe|all|model` - HF dataset folder + card, adapter + model card, recipe, the
+model for local runtimes (LoRA merged into its base, or GGUF + Ollama Modelfile); `--push`.
 
 Destinations are names inside the project's export folder (DATATUNE_HOME/exports/<project>/, or --root); paths
 escaping it are refused. `--push user/name` uploads to the Hugging Face Hub when a token is configured.
 """
 
 from __future__ import annotations
+
+import sys
 
 import typer
 
@@ -70,3 +73,44 @@ def register(app: typer.Typer) -> None:
 
         store = open_store()
         print_json({k: str(v) for k, v in export_all(store, resolve_project(store, project).id, root=root).items()})
+
+    @sub.command("model")
+    def model(adapter: str = typer.Option(None, help="Adapter folder (default: the project's latest)."),
+              project: str = typer.Option(None, "--project", "-p"),
+              fmt: str = typer.Option("merged", "--format", help="merged (HF folder) or gguf (+ Ollama Modelfile)."),
+              gguf_type: str = typer.Option("f16", "--gguf-type", help="GGUF tensor type: f32, f16 or q8_0."),
+              base: str = typer.Option(None, "--model", help="Base model (default: the adapter's own)."),
+              dest: str = typer.Option(None, help="Folder name inside the export folder (default model-FORMAT)."),
+              root: str = typer.Option(None, help="Export folder (default DATATUNE_HOME/exports/<project>)."),
+              prompt: list[str] = typer.Option(None, "--prompt", help="Prompts for the greedy-answer check."),
+              push: str = typer.Option(None, help="Also push to this Hub model repo (needs HF_TOKEN).")):
+        """The fine-tuned model for local runtimes: merged HF folder or GGUF, checked by greedy answers."""
+        from ..errors import UserError
+        from ..export import export_root, latest_adapter, push_to_hub, safe_path
+        from ..model_export import FORMATS, export_model
+
+        if fmt not in FORMATS:
+            raise UserError(f"Export format must be merged or gguf (got {fmt!r}).")
+        store = open_store()
+        pid = resolve_project(store, project).id if project else None
+        src = adapter or (latest_adapter(store, pid) if pid is not None else None)
+        if not src:
+            raise UserError("No adapter: pass --adapter PATH, or train the project first (`datatune train -p P`).")
+        if root is None and pid is None:
+            raise UserError("Pass --root DIR (or --project P) to say where the model is exported.")
+        out = safe_path(root or export_root(store, pid), dest or f"model-{fmt}")
+        with typer.progressbar(length=1, label=f"Exporting ({fmt})", file=sys.stderr) as bar:
+            state = {"done": 0}
+
+            def progress(done: int, total: int, what: str) -> None:
+                bar.length = total
+                bar.update(done - state["done"])
+                state["done"] = done
+
+            res = export_model(src, out, fmt, outtype=gguf_type, base=base, prompts=list(prompt or []) or None,
+                               progress=progress)
+        if pid is not None:
+            store.add_artifact(pid, f"export-model-{fmt}", res["path"], {"source": str(src), "check": res["check"]})
+        if push:
+            res["url"] = push_to_hub(res["path"], push, "model")
+        print_json(res)

@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
         eval_task: list[str] = typer.Option(None, "--eval-task", help="BIG-bench unit whose test inputs are removed "
                                             "from the training rows (default: the project's evaluation unit)."),
         seed: int = typer.Option(None),
+        launch_config: str = typer.Option(None, "--launch-config", help="accelerate config file (multi-GPU, "
+                                          "multi-node, FSDP, DeepSpeed ZeRO) the job launches its processes with."),
         background: bool = typer.Option(False, "--background", help="Start the job and return its id."),
     ):
         """Fine-tune a LoRA adapter on the curated rows (a background job with live metrics)."""
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
             lora_alpha=alpha, r=r, batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
             max_rows=max_rows, max_seq_len=max_seq_len, val_fraction=val_fraction, eval_every=eval_every,
             save_every=save_every, target_modules=tm, grid=grid or None, packing=packing or None, qlora=qlora,
-            eval_tasks=eval_tasks or None, seed=seed, data_file=data)
+            eval_tasks=eval_tasks or None, seed=seed, data_file=data, launch_config=launch_config)
         if model is not None:
             from ..models import DEFAULT_ALIASES, resolve_model_path
 

@@ -49,3 +49,12 @@ def test_train_evaluate_export_in_the_browser(studio):
     b.click("Export dataset, adapter and recipe", timeout_s=60)
     b.wait_text("recipe: ", timeout_s=120)
     b.shot("e2e_12_evaluate_export")
+
+    # Try it: one prompt, base and fine-tuned answers side by side (streamed)
+    type_into(b, "Prompt", "The rain came, so the road changed. What caused it?")
+    answer = [x for x in b.buttons("Answer with both models") if x.is_enabled()][0]
+    b.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", answer)
+    answer.click()  # not b.click: loading the model and two answers can outlast its 60 s idle wait
+    b.wait_text("Prompt: The rain came", timeout_s=300)
+    assert "Fine-tuned" in b.text() and "Base model" in b.text()
+    b.shot("e2e_13_try_it")
