@@ -8,7 +8,9 @@ import json
 import pandas as pd
 import streamlit as st
 
+
 from datatune_ui import pipeline, state, widgets
+from datatune_ui.review import machine_status, plain_reason
 from datatune_ui.errors import guard
 from datatune_ui.jobs import DRY_KIND
 
@@ -177,7 +179,8 @@ if dry:
                    if dec.get("agreement") is not None else ""))
     rows = [{"source row": json.dumps(s.get("source"), ensure_ascii=False)[:400],
              "input": s.get("input") or "", "output": s.get("output") or "",
-             "result": "kept" if s.get("status") == "kept" else f"rejected — {s.get('reason')}"}
+             "result": "kept" if s.get("status") == "kept" else
+             f"{machine_status(s.get('reason'))} — {plain_reason(s.get('reason'))}"}
             for s in dry.get("samples") or []]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", row_height=70,
                  column_config={"source row": st.column_config.TextColumn(width=300),
@@ -185,6 +188,12 @@ if dry:
                                 "output": st.column_config.TextColumn(width=200),
                                 "result": st.column_config.TextColumn(width=170)})
     kept = sum(1 for s in dry.get("samples") or [] if s.get("status") == "kept")
+    if dec.get("path") == "llm" and any("embedded" in str(n).lower() or "small" in str(n).lower()
+                                        for n in dry.get("notes") or []):
+        st.warning(f"The per-row path uses the small embedded model: it kept {kept} of {len(rows)} sample rows "
+                   "here, so expect about that share on the full run. Where the column mapping allows it, the "
+                   "template path (automatic) needs no model at all; set a Claude key on the Task page for "
+                   "better per-row results.", icon=":material/warning:")
     c1, c2, c3 = st.columns(3)
     c1.metric("Kept in the dry run", f"{kept} / {len(rows)}")
     c2.metric("Rows in the dataset", f"{dry['n_total']:,}" if dry.get("n_total") else "?")

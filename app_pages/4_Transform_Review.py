@@ -14,7 +14,7 @@ from datatune_ui import pipeline, review, state, widgets
 from datatune_ui import quality as Q
 from datatune_ui.errors import guard, show_error
 from datatune_ui.jobs import QUALITY_KIND, SYNTH_KIND
-from datatune_core.reasons import reason_label
+from datatune_ui.review import reason_label
 
 widgets.header(
     "Transform and review",
