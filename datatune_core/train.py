@@ -667,9 +667,15 @@ def _train_job(ctx: Any) -> dict:
         version_rows = project_rows(store, ctx.project_id)  # the curated version (test rows included) for quality
         project = store.get_project(ctx.project_id)
         instruction = project.instruction or instruction
-        # the format the project's test set is scored in: its instruction + examples that are not test rows
-        fmt = format_for_project(project, style=cfg.prompt_style,
-                                 exclude_inputs={text_hash(t) for t in (test_set.inputs() if test_set else [])})
+        unit = (cfg.eval_tasks or [project.eval_task or ""])[0]
+        if unit:  # rows for a BIG-bench unit: shown as that unit's test inputs are scored (its two demos)
+            from .bigbench import load_unit
+            from .prompting import PromptFormat
+
+            fmt = PromptFormat.for_unit(load_unit(unit), cfg.prompt_style)
+        else:  # the format the project's test set is scored in: its instruction + examples that are not test rows
+            fmt = format_for_project(project, style=cfg.prompt_style,
+                                     exclude_inputs={text_hash(t) for t in (test_set.inputs() if test_set else [])})
     elif cfg.data_file:
         rows = read_rows_file(cfg.data_file)
         if cfg.eval_tasks:  # rows for a BIG-bench unit: shown as that unit's test inputs are scored
