@@ -4,8 +4,8 @@
   the curated rows, else the task's examples), base and tuned in the same prompts in one run. Last line:
   {"task": "project", "n", "base_score", "tuned_score", "base_normalized", "tuned_normalized"}.
 - `datatune eval --task UNIT [--model PATH] [--adapter PATH] [--limit N]`: BIG-bench units, in the training
-  format and (unless `--no-bigbench-column`) in BIG-bench's own two-shot text; last line per unit
-  {"task", "n", "score", "normalized_score"} (of the fine-tuned model when an adapter is given).
+  format and (unless `--no-bigbench-column`) in BIG-bench's own two-shot text; one JSON line per unit
+  {"task", "n", "score", "normalized_score"} (training format; of the fine-tuned model when an adapter is given).
 - Progress (rows scored of total, ETA) goes to stderr. `--background` runs job kind "evaluate" instead.
 - `datatune testset --project P [--upload FILE | --holdout [--fraction F] | --examples]`: show or set it.
 """
@@ -81,6 +81,7 @@ def register(app: typer.Typer) -> None:
             _eval_project(store, pid, model, adapter, limit, base, prompt_style)
             return
         for t in tasks:
+            first = None
             for st in styles:
                 tag = "" if st == "auto" else f" [{st}]"
                 if adapter and base:
@@ -94,7 +95,8 @@ def register(app: typer.Typer) -> None:
                 save_result(store, r, pid, variant="tuned" if adapter else "base")
                 typer.echo(f"{'tuned' if adapter else 'model'} {t}{tag}: score {r.score:.4f}  "
                            f"normalized {r.normalized_score:+.1f}  (n={r.n}, {r.seconds:.0f} s)")
-            print_json(r.summary() if len(styles) == 1 else {**r.summary(), "prompt_style": r.prompt_style})
+                first = first or r
+            print_json(first.summary())  # the first format's (the training format by default)
 
     app.command("eval")(eval_cmd)
     app.command("evaluate", hidden=True)(eval_cmd)
