@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
         from tests.train.tiny import build_tiny_model_dir
 
         catalogs, unit = write_smoke_world(tmp)
-        a.units, a.model, a.steps, a.rows, a.max_rows, a.mode = unit, str(build_tiny_model_dir(tmp / "m")), 3, 12, 12, "bm25"
+        a.units, a.model, a.mode = unit, str(build_tiny_model_dir(tmp / "m")), "bm25"
+        a.steps, a.rows, a.max_rows = 3, 12, 12
         a.datasets = 1
         os.environ.setdefault("DATATUNE_HOME", str(tmp / "home"))
     a.work = str(tmp / "runs")

@@ -10,7 +10,8 @@ lines, a paragraph, a line without a "Q:"/"Input:" label — after `normalize_te
 - equals the test input ("exact"),
 - contains it, for test inputs of at least `MIN_CONTAIN_WORDS` words ("contains": the text inside a reformatted
   row such as "input\\nOptions:\\n- ..."),
-- or is a near duplicate of it: Jaccard similarity of word 1+2-gram shingles >= `threshold` (0.7: one word changed in a 12-word input still matches), found with
+- or is a near duplicate of it: Jaccard similarity of word 1+2-gram shingles >= `threshold` (0.7: one word
+  changed in a 12-word input still matches), found with
   MinHash LSH (datasketch) and confirmed on the exact Jaccard ("near").
 Family exclusion: rows whose source dataset belongs to the evaluation unit's BIG-bench family (or a known overlap)
 leak too ("family").

@@ -75,7 +75,8 @@ def aggregate_project(ts: TestSet, rows: list[TestRow], results: list[ExampleRes
         metrics.update(text_metrics([r.prediction for r in results], [by[r.index].expected for r in results]))
     if ts.warning:
         metrics["warning"] = ts.warning
-    return EvalResult(task=TASK, model=model, adapter=adapter, n=n, score=score, normalized_score=normalized(score, low),
+    return EvalResult(task=TASK, model=model, adapter=adapter, n=n, score=score,
+                      normalized_score=normalized(score, low),
                       format=ts.kind, prompt_style=style, random_chance=low, seconds=seconds,
                       examples=[ExampleResult(r.index, r.prediction, r.score, input=by[r.index].input,
                                               expected=by[r.index].expected) for r in results],

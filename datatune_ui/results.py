@@ -181,7 +181,8 @@ def comparison_figure(table: list[dict]):
                              hovertemplate="%{x}<br>normalized score %{customdata:.1f}<extra></extra>"))
     fig.add_hline(y=0, line_dash="dot", line_color="#555", annotation_text="chance", annotation_position="right")
     fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", y=1.12), yaxis_title="normalized score (0 = chance, 100 = all right)")
+                      legend=dict(orientation="h", y=1.12),
+                      yaxis_title="normalized score (0 = chance, 100 = all right)")
     return fig
 
 
@@ -213,7 +214,8 @@ def side_by_side(store: Store, pid: int, task: str = "project", prompts: str = "
     for idx in sorted(set().union(*[set(x) for x in rows_of.values()])):
         b, t = rows_of.get("base", {}).get(idx), rows_of.get("tuned", {}).get(idx)
         ref = b or t
-        inp, exp = (ref.get("input"), ref.get("expected")) if ref.get("input") is not None else inputs.get(idx, ("", ""))
+        own = ref.get("input") is not None
+        inp, exp = (ref.get("input"), ref.get("expected")) if own else inputs.get(idx, ("", ""))
         out.append({"row": idx + 1, "input": inp, "expected": exp,
                     "base answer": b["prediction"] if b else None, "tuned answer": t["prediction"] if t else None,
                     "base right": None if b is None else b["score"] >= 0.5,
