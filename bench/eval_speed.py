@@ -3,7 +3,7 @@
 Both score the same test rows of a unit with the same model and the same prompts (the training format, and
 BIG-bench's own two-shot text); the reference is `evaluate.score_example` (one full forward pass per row and
 choice batch, no cache), the new one `scoring.PrefixCachedLM` + `score_rows` (the few-shot prefix's KV cache
-computed once, the choices of 8 rows in shared batches). Runs alternate (reference, new, reference, new...) and the
+computed once; each row's own text once, its choices continuing from it). Runs alternate (reference, new, reference, new...) and the
 fastest of `--repeats` counts, since the CPU is shared. Predictions must agree (printed).
 
     .venv/bin/python bench/eval_speed.py --unit implicatures --n 40      # SmolLM2-135M-Instruct on ../shared

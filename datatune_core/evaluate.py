@@ -14,8 +14,8 @@ per-example predictions).
   (`bigbench.bigbench_prompt`; each choice tokenized on its own and appended, as `_gpt_batch_tokenize`), reported
   as a second column. The base model and the fine-tuned model see the same prompts in the same run
   (`evaluate_pair`, the adapter switched off for the base).
-- Speed: `scoring.PrefixCachedLM` computes the few-shot prefix's KV cache once per unit and model state and
-  scores choices of several rows in shared batches (`score_example` below is the reference, uncached scorer).
+- Speed: `scoring.PrefixCachedLM` computes the few-shot prefix's KV cache once per unit and model state; each
+  row's own part then runs once and its choices' first tokens are read from that pass (`score_example` below is the reference, uncached scorer).
 - Leakage guard (`leakage.py`): an adapter trained by DataTune keeps its training rows; evaluating it on a unit
   whose test inputs they copy, contain or nearly copy, or whose task family they come from, is refused.
 

@@ -1,8 +1,9 @@
 """Scoring test rows with a causal LM: one few-shot prefix KV cache per (format, model state), and the metrics.
 
 - `PrefixCachedLM(model, tok, fmt)`: every prompt of a `prompting.PromptFormat` starts with the same instruction
-  and demonstrations, so their keys/values are computed once and copied for each row (choices are scored as one
-  batch over the copied cache; generation continues from it). A row whose token ids do not start with the cached
+  and demonstrations, so their keys/values are computed once and copied for each row; the row's own part runs
+  once, each choice's first token is read from that pass and only the rest of multi-token choices runs again (as
+  one batch); generation continues from the copied cache. A row whose token ids do not start with the cached
   prefix is scored without the cache, so results equal the uncached scorer's (up to float rounding).
 - `TestRow`: one row to score: multiple choice / label (log-likelihood over `options`, summed, no length
   normalisation, as BIG-bench's `cond_log_prob`) or free text (greedy, first line).
@@ -89,44 +90,51 @@ class PrefixCachedLM:
         """Summed log-probability of each option's tokens after the prompt."""
         return self.many_log_probs([(prompt, options)])[0]
 
-    def many_log_probs(self, items: Sequence[tuple[str, list[str]]], max_positions: int = 768) -> list[list[float]]:
-        """`choice_log_probs` of several prompts at once: every (prompt, option) sequence that starts with the
-        cached prefix goes into shared batches over copies of the prefix cache (the rest one by one, uncached)."""
+    def many_log_probs(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
+        """`choice_log_probs` of several prompts. A prompt that starts with the cached prefix runs its own part
+        once over a copy of the prefix cache; each option's first token is read from that pass, and the rest of
+        multi-token options go in one batch over copies of the extended cache. Others run uncached."""
+        out: list[list[float]] = []
+        p = len(self.prefix)
+        for prompt, opts in items:
+            full = self.fmt.ids(self.tok, prompt)
+            ids = [self.fmt.answer_ids(self.tok, o) for o in opts]
+            if p and len(full) > p and full[:p] == self.prefix:
+                self.hits += 1
+                out.append(self._query_then_options(full[p:], ids))
+            else:
+                out.append([v for i in range(0, len(ids), self.batch_size)
+                            for v in self._run([(full, c) for c in ids[i:i + self.batch_size]], None)])
+        return out
+
+    def _query_then_options(self, rest: list[int], options: list[list[int]]) -> list[float]:
         import torch
 
-        out: list[list[float]] = [[0.0] * len(opts) for _, opts in items]
-        cached: list[tuple[int, int, list[int], list[int]]] = []  # (item, option, rest ids, option ids)
-        for i, (prompt, opts) in enumerate(items):
-            full = self.fmt.ids(self.tok, prompt)
-            p = len(self.prefix)
-            use = bool(p) and len(full) > p and full[:p] == self.prefix
-            self.hits += int(use)
-            for j, o in enumerate(opts):
-                c = self.fmt.answer_ids(self.tok, o)
-                if use:
-                    cached.append((i, j, full[p:], c))
-                else:
-                    out[i][j] = self._run([(full, c)], None)[0]
-        cached.sort(key=lambda x: len(x[2]) + len(x[3]))
-        batch: list[tuple[int, int, list[int], list[int]]] = []
-
-        def flush() -> None:
-            if batch:
-                cache = copy.deepcopy(self._prefix_cache())
-                cache.batch_repeat_interleave(len(batch))
-                for (i, j, _, _), v in zip(batch, self._run([(r, c) for _, _, r, c in batch], cache)):
-                    out[i][j] = v
-                batch.clear()
-
-        for item in cached:
-            seqs = batch + [item]
-            width = max(len(r) + len(c) for _, _, r, c in seqs)
-            lo = min(len(r) - 1 for _, _, r, _ in seqs)
-            if batch and (len(seqs) > self.batch_size * 4 or len(seqs) * (width - lo) > max_positions):
-                flush()
-            batch.append(item)
-        flush()
-        return out
+        cache = copy.deepcopy(self._prefix_cache())
+        n_ctx = len(self.prefix) + len(rest)
+        with torch.no_grad():
+            o = self.model(input_ids=torch.tensor([rest], device=self.device),
+                           attention_mask=torch.ones(1, n_ctx, dtype=torch.long, device=self.device),
+                           past_key_values=cache, use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(o.logits[0, -1].float(), dim=-1)
+        scores = [float(first[c[0]]) if c else 0.0 for c in options]
+        multi = [i for i, c in enumerate(options) if len(c) > 1]
+        if multi:
+            cache = o.past_key_values
+            cache.batch_repeat_interleave(len(multi))
+            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+            seqs = [options[i] for i in multi]
+            width = max(len(c) - 1 for c in seqs)
+            ids = torch.tensor([c[:-1] + [pad] * (width - len(c) + 1) for c in seqs], device=self.device)
+            mask = torch.tensor([[1] * n_ctx + [1] * (len(c) - 1) + [0] * (width - len(c) + 1) for c in seqs],
+                                device=self.device)
+            with torch.no_grad():
+                logits = self.model(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                                    use_cache=True).logits
+            for k, (i, c) in enumerate(zip(multi, seqs)):
+                lp = torch.log_softmax(logits[k, : len(c) - 1].float(), dim=-1)
+                scores[i] += float(lp.gather(1, torch.tensor(c[1:], device=self.device)[:, None]).sum())
+        return scores
 
     def _run(self, seqs: list[tuple[list[int], list[int]]], cache: Any) -> list[float]:
         """One forward pass over right-padded (context ids, option ids) sequences after `cache` (or none)."""
