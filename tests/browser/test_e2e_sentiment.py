@@ -55,7 +55,8 @@ def test_sentiment_project_test_split_train_and_side_by_side(studio):
     b.idle()
     b.wait_text("Row by row")
     b.wait_text("8 of 8 rows")
-    assert "your test set" in b.text()
+    shown = b.find('input[aria-label="Results of"]').get_attribute("value")
+    assert shown == "your test set", shown
     b.shot("e2e_22_side_by_side")
     pick_radio(b, "tuned fixed it")
     b.wait_text(" of 8 rows")
