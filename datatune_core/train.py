@@ -14,7 +14,7 @@ prompt style, hashes of the training inputs for the evaluation leakage guard), s
   re-launches itself with `accelerate launch` (one process per GPU, data-parallel).
 - Leakage (`leakage.py`): a set with rows that copy, contain or nearly copy a test input of an evaluation unit or
   of an uploaded test file, or that come from the unit's task family, is refused with the rows and why; rows
-  that nearly copy the project's held-out test rows are dropped. The project's test set (`testset.py`) is made
+  that copy or contain the project's held-out test rows are dropped. The project's test set (`testset.py`) is made
   and frozen when training first starts and its rows never enter training (`project_training_rows`).
 - Job kind "train": units are checkpoints; cancel saves a checkpoint, resume continues from the last one at the
   next step with the same data order, optimizer and scheduler state.
@@ -194,7 +194,7 @@ def filter_leakage(rows: list[dict], eval_tasks: list[str], *, refuse_texts: lis
                    drop_texts: list[str] | tuple = ()) -> tuple[list[dict], int]:
     """Refuse (LeakageError naming the rows and why) a set with rows leaking an evaluation unit (its family, or
     an exact, contained or near copy of a test input) or `refuse_texts` (an uploaded test set); drop the rows that
-    nearly copy `drop_texts` (held-out rows of the same pool). Returns (kept rows, how many were dropped)."""
+    copy or contain `drop_texts` (held-out rows of the same pool). Returns (kept rows, how many were dropped)."""
     from .leakage import LeakageError, LeakIndex, find_leaks, leak_message
 
     leaks = find_leaks(rows, units=list(eval_tasks or []), test_texts=list(refuse_texts),
@@ -203,7 +203,9 @@ def filter_leakage(rows: list[dict], eval_tasks: list[str], *, refuse_texts: lis
         raise LeakageError(leak_message(leaks, rows), leaks)
     if not drop_texts:
         return rows, 0
-    bad = {lk.row for lk in LeakIndex(list(drop_texts), name="the held-out test rows").find(rows)}
+    # held-out rows come from the same pool: exact and contained copies go; near copies stay (templated sources
+    # make many near-identical rows, and dropping them emptied whole training sets)
+    bad = {lk.row for lk in LeakIndex(list(drop_texts), name="the held-out test rows", threshold=1.01).find(rows)}
     return [r for i, r in enumerate(rows) if i not in bad], len(bad)
 
 
@@ -693,7 +695,7 @@ def _train_job(ctx: Any) -> dict:
         if n_test:
             ctx.log(f"{n_test} curated rows are the project's test set ({test_set.name}) and are not trained on")
         if data.stats["leaked_removed"]:
-            ctx.log(f"removed {data.stats['leaked_removed']} rows that nearly copy held-out test rows",
+            ctx.log(f"removed {data.stats['leaked_removed']} rows that copy held-out test rows",
                     level="warning")
         for w in data.stats.get("warnings", []):
             ctx.log(w, level="warning")

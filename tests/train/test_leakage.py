@@ -81,8 +81,8 @@ def test_uploaded_test_rows_refuse_and_heldout_near_copies_drop():
             {"input": TEST.replace("like", "enjoy"), "output": "no"}]
     with pytest.raises(LeakageError, match="2 of the 3 training rows leak.*the uploaded test set"):
         filter_leakage(rows, [], refuse_texts=[TEST])
-    kept, n = filter_leakage(rows, [], drop_texts=[TEST])
-    assert n == 2 and kept == [rows[1]]
+    kept, n = filter_leakage(rows, [], drop_texts=[TEST])  # same-pool held-out rows: copies go, near copies stay
+    assert n == 1 and kept == rows[1:]
 
 
 def test_real_unit_input_in_a_template_row_is_caught():
