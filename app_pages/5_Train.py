@@ -22,9 +22,21 @@ n_rows = R.kept_rows(store, pid)
 job = widgets.latest_job(pid, "train")
 live = job is not None and job.status in widgets.LIVE_STATES
 
+ts = R.test_set(store, pid)
+leak = None
+if n_rows:
+    with guard("Could not check the rows for test data"):
+        leak = R.training_block(store, pid, [p.eval_task] if p.eval_task else [])
 with st.container(border=True):
     st.markdown(f"**Training data:** {n_rows:,} kept or edited rows"
-                + (f" · rows seen by the evaluation task `{p.eval_task}` are removed" if p.eval_task else ""))
+                + (f" · checked against the evaluation task `{p.eval_task}`" if p.eval_task else ""))
+    st.caption(":material/fact_check: **Test set:** " + (R.describe_test_set(ts) if ts is not None else
+               "made when training starts (a held-out share of your curated rows, never trained on; or your "
+               "examples). Choose another on the Evaluate page.")
+               + (f" {len(ts.rows)} of these rows are not trained on." if ts is not None and ts.source == "heldout"
+                  else ""))
+    if leak:
+        st.error(f":material/block: Training is blocked: {leak}")
     presets = R.presets()
     with st.form(f"dt_train_{pid}", border=False):
         c1, c2, c3 = st.columns(3)
@@ -43,6 +55,8 @@ with st.container(border=True):
         why = None
         if n_rows == 0:
             why = "No kept rows yet: transform and review rows first."
+        elif leak:
+            why = "Some rows contain test data (see above): reject them on the Review page first."
         elif live:
             why = f"Training job #{job.id} is still running."
         go = st.form_submit_button("Start training", type="primary", icon=":material/model_training:",
@@ -85,7 +99,8 @@ if runs:
                                 "adapter": adapter_of.get(r["id"], "")}
                                for r in runs]), hide_index=True, width="stretch")
 if adapter_of:
-    widgets.next_step("app_pages/6_Evaluate_Export.py", "Score the fine-tuned model on the BIG-bench task and export.")
+    widgets.next_step("app_pages/6_Evaluate_Export.py", "Score the fine-tuned model against the base model on your "
+                      "test set, and export.")
 elif n_rows == 0:
     widgets.next_step("app_pages/4_Transform_Review.py", "Make and review rows first.", label="Go to Transform & Review")
 elif live:

@@ -14,35 +14,71 @@ from datatune_ui.errors import guard
 
 widgets.header(
     "Evaluate and export",
-    "Score the fine-tuned model against the base model on the BIG-bench task (same prompts, same examples), see "
-    "how diverse and balanced your dataset is, and export the dataset.",
+    "Score the fine-tuned model against the base model on your own test set (or a BIG-bench task): same prompts, "
+    "same rows, one run. See which rows the fine-tuning fixed or broke, how diverse your dataset is, and export.",
     step=6,
 )
 p = widgets.require_project()
 pid = p.id
 store = state.get_store()
 
+# ------------------------------------------------------------------------------------------ test set
+st.subheader("Test set")
+ts = R.test_set(store, pid)
+with st.container(border=True):
+    st.markdown("**Your test set:** " + R.describe_test_set(ts))
+    if ts is not None and ts.warning:
+        st.warning(ts.warning, icon=":material/warning:")
+    c1, c2, c3 = st.columns([2, 3, 2], vertical_alignment="bottom")
+    frac = c1.number_input("Share to hold out", min_value=0.05, max_value=0.5, value=0.2, step=0.05,
+                           key=f"dt_frac_{pid}")
+    trained = bool(R.training_runs(store, pid))
+    with c1:
+        if widgets.button("Hold out curated rows", icon=":material/call_split:", key=f"dt_hold_{pid}",
+                          disabled_reason=("This project has trained already: a new split could hold rows the "
+                                           "model saw." if trained else
+                                           "No kept rows yet." if R.kept_rows(store, pid) == 0 else None),
+                          help="A seeded share of the curated rows, balanced by label, that training never sees."):
+            with guard("Could not hold out rows"):
+                R.hold_out(store, pid, float(frac))
+                st.rerun()
+    up = c2.file_uploader("Or upload a test file", type=["jsonl", "json", "csv", "parquet"], key=f"dt_up_{pid}",
+                          help="Rows with input and output columns (optional choices: a list, or a|b|c).")
+    if up is not None and st.session_state.get(f"dt_up_done_{pid}") != up.file_id:
+        with guard("Could not read the test file"):
+            R.upload_test_set(store, pid, up.name, up.getvalue())
+            st.session_state[f"dt_up_done_{pid}"] = up.file_id
+            st.rerun()
+    with c3:
+        if widgets.button("Use my examples", icon=":material/list:", key=f"dt_ex_{pid}",
+                          disabled_reason=None if p.examples else "The task has no examples (Task page).",
+                          help="Your task's own examples: quick, but a handful of rows gives a shaky score."):
+            with guard("Could not use the examples"):
+                R.examples_as_test_set(store, pid)
+                st.rerun()
+
 # ------------------------------------------------------------------------------------------ evaluation
 st.subheader("Evaluation")
 adapters = R.adapters(store, pid)
 job = widgets.latest_job(pid, "evaluate")
 live = job is not None and job.status in widgets.LIVE_STATES
+PROJECT = "This project's test set"
 with st.container(border=True):
     with st.form(f"dt_eval_{pid}", border=False):
         units = task.demo_units()
         c1, c2, c3 = st.columns([2, 2, 1])
+        target = c1.radio("Evaluate on", [PROJECT, "BIG-bench tasks"], horizontal=True,
+                          index=0 if (ts is not None or not p.eval_task) else 1)
         chosen = c1.multiselect("BIG-bench tasks", units, default=[p.eval_task] if p.eval_task in units else [],
-                                help="The project's evaluation task is preselected (set it on the Task page).")
+                                help="Scored in the training format and in BIG-bench's own two-shot text.")
         labels = {i: f"run {a['run_id']} (training job #{a['job_id']})" for i, a in enumerate(adapters)}
         pick = c2.selectbox("Fine-tuned adapter", [None] + list(labels),
                             format_func=lambda i: "base model only" if i is None else labels[i],
                             index=1 if adapters else 0,
                             help="Each training job keeps its best run's adapter; it is compared with the base "
-                                 "model on the same prompts.")
-        limit = c3.number_input("Examples (0 = all)", min_value=0, max_value=100_000, value=50, step=10)
+                                 "model on the same prompts, in the same run.")
+        limit = c3.number_input("Rows (0 = all)", min_value=0, max_value=100_000, value=0, step=10)
         why = "Evaluation job #%d is still running." % job.id if live else None
-        if not units:
-            why = "The BIG-bench tasks are not installed (shared data folder missing)."
         go = st.form_submit_button("Evaluate", type="primary", icon=":material/insights:", disabled=why is not None,
                                    help=why)
         if why:
@@ -50,20 +86,45 @@ with st.container(border=True):
     if go:
         with guard("Could not start the evaluation"):
             chosen_adapter = adapters[pick] if pick is not None else None
-            R.start_evaluation(store, pid, chosen, chosen_adapter["path"] if chosen_adapter else None,
-                               int(limit) or None, compare=True,
-                               run_id=chosen_adapter["run_id"] if chosen_adapter else None)
+            if target == PROJECT and ts is None:
+                from datatune_core.testset import ensure_test_set
+
+                ensure_test_set(store, pid, freeze=False)
+            R.start_evaluation(store, pid, chosen if target != PROJECT else [],
+                               chosen_adapter["path"] if chosen_adapter else None, int(limit) or None, compare=True,
+                               run_id=chosen_adapter["run_id"] if chosen_adapter else None,
+                               project_test=target == PROJECT)
             st.rerun()
 if job is not None:
     widgets.job_panel(job.id, key="eval")
 results = R.eval_results(store, pid)
-if results:
-    fig = R.eval_figure(results)
+table = R.eval_table(store, pid)
+if table:
+    fig = R.comparison_figure(table)
     if fig is not None:
-        st.plotly_chart(fig, width="stretch")
-    st.dataframe(pd.DataFrame([{"task": r["task"], "model": r["variant"], "n": r["n"], "score": r["score"],
-                                "normalized": r["normalized_score"], "adapter": r.get("adapter") or ""}
-                               for r in results]), hide_index=True, width="stretch")
+        st.plotly_chart(fig, width="stretch", key="dt_eval_fig")
+    st.dataframe(pd.DataFrame([{"task": "your test set" if r["task"] == "project" else r["task"],
+                                "prompts": r["prompts"], "n": r.get("tuned_n") or r.get("base_n"),
+                                "base (normalized)": r.get("base_normalized"),
+                                "fine-tuned (normalized)": r.get("tuned_normalized"), "gain": r.get("gain"),
+                                "base score": r.get("base_score"), "fine-tuned score": r.get("tuned_score")}
+                               for r in table]), hide_index=True, width="stretch")
+    st.caption("Normalized: 0 = chance (the most frequent label, or a random choice), 100 = every row right.")
+    st.markdown("**Row by row**")
+    opts = [(r["task"], r["prompts"]) for r in table]
+    c1, c2 = st.columns([2, 2])
+    which = c1.selectbox("Results of", opts, format_func=lambda o: ("your test set" if o[0] == "project" else o[0])
+                         + ("" if o[1] == "training format" else " (BIG-bench text)"), key=f"dt_sbs_{pid}")
+    flt = c2.radio("Show", R.SIDE_FILTERS, horizontal=True, key=f"dt_flt_{pid}")
+    side = R.side_by_side(store, pid, *which)
+    shown = R.filter_side(side, flt)
+    st.caption(f"{len(shown)} of {len(side)} rows")
+    if shown:
+        st.dataframe(pd.DataFrame([{**r, "base right": "\u2713 right" if r["base right"] else
+                                    ("\u2717 wrong" if r["base right"] is False else ""),
+                                    "tuned right": "\u2713 right" if r["tuned right"] else
+                                    ("\u2717 wrong" if r["tuned right"] is False else "")} for r in shown]),
+                     hide_index=True, width="stretch")
 else:
     st.caption("No evaluation yet.")
 

@@ -3,8 +3,8 @@
 A *unit* is a task or a subtask named as in `splits.json` (`temporal_sequences`, `cause_and_effect/two_sentences`).
 `load_unit(name) -> BigBenchUnit` gives its description, task prefix, formatting options, 2 demos and its test
 rows (<= 200) as `BBExample`s; `excluded_families(name)` says which retrieval families must be dropped so no
-evaluation data leaks into training; `normalize_text`/`text_hash` are the shared normalisation used by every
-leakage guard (retrieval, transform, training).
+evaluation data leaks into training; `normalize_text`/`text_hash` (from `leakage.py`) are the shared normalisation used by
+every leakage guard (retrieval, transform, training).
 
 The root folder is `DATATUNE_BIGBENCH_DIR` when set (tests write tiny mini-benchmarks there), else the shared
 folder from `config.bigbench_dir()`; every function also takes `root=` explicitly.
@@ -22,8 +22,6 @@ import hashlib
 import json
 import os
 import random
-import re
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -86,20 +84,8 @@ class BigBenchUnit:
 
 
 # ----------------------------------------------------------------------------- text normalisation
-_PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)
-_WS = re.compile(r"\s+", re.UNICODE)
-
-
-def normalize_text(s: str) -> str:
-    """NFKC, casefold, collapse whitespace, strip punctuation at both ends."""
-    s = unicodedata.normalize("NFKC", s or "").casefold()
-    s = _WS.sub(" ", s).strip()
-    return _PUNCT_EDGES.sub("", s).strip()
-
-
-def text_hash(s: str) -> str:
-    """A stable hash of `normalize_text(s)` (sha1 hex) used by all leakage guards."""
-    return hashlib.sha1(normalize_text(s).encode("utf-8")).hexdigest()
+# the shared normalisation lives in leakage.py (the one leakage guard); re-exported here for older callers
+from .leakage import normalize_text, text_hash  # noqa: E402,F401
 
 
 # ----------------------------------------------------------------------------- reading

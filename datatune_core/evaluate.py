@@ -8,14 +8,16 @@ per-example predictions).
   log-probability as the answer to the prompt, as BIG-bench's `cond_log_prob`; the chosen choice earns its `target_scores` value (so any of several equally-best choices is full
   credit); ties between equal log-probabilities are broken by BIG-bench's deterministic sha256 rule.
 - Generative: greedy decoding, first line, stripped, compared exactly with the targets (`exact_str_match`).
-- Prompts (default style "bigbench" = "auto"): BIG-bench's own two-shot text, `bigbench.bigbench_prompt`: task
-  prefix, each demo as input prefix + input + choices + output prefix + target, the few-shot separator, then the
-  test query ending with the output prefix. Each choice is tokenized on its own and its ids appended to the
-  prompt's (BIG-bench's `_gpt_batch_tokenize`), so no space is added to the choice. Style "chat"/"plain" instead
-  format like training does (`models.build_prompt`: instruction + demos as chat turns). The base model and the
-  fine-tuned model see the same prompts in the same run (`evaluate_pair`, the adapter switched off for the base).
-- Leakage guard: an adapter trained by DataTune records the hashes of its training inputs; evaluating it on a unit
-  whose test inputs it saw is refused.
+- Prompts (default style "auto"): the format training uses (`prompting.PromptFormat.for_unit`: the unit's
+  instruction and its two demonstrations, the chat template when the tokenizer has one, choices shown as BIG-bench
+  shows them), so a gain measures the data, not a format shift. Style "bigbench": BIG-bench's own two-shot text
+  (`bigbench.bigbench_prompt`; each choice tokenized on its own and appended, as `_gpt_batch_tokenize`), reported
+  as a second column. The base model and the fine-tuned model see the same prompts in the same run
+  (`evaluate_pair`, the adapter switched off for the base).
+- Speed: `scoring.PrefixCachedLM` computes the few-shot prefix's KV cache once per unit and model state; each
+  row's own part then runs once and its choices' first tokens are read from that pass (`score_example` below is the reference, uncached scorer).
+- Leakage guard (`leakage.py`): an adapter trained by DataTune keeps its training rows; evaluating it on a unit
+  whose test inputs they copy, contain or nearly copy, or whose task family they come from, is refused.
 
     >>> from datatune_core.evaluate import evaluate
     >>> r = evaluate("cause_and_effect/two_sentences", limit=10)   # default SmolLM2 on CPU, ~30 s
@@ -43,6 +45,8 @@ class ExampleResult:
     prediction: str
     score: float  # target score of the chosen answer (mc) or 1/0 exact match
     log_probs: list[float] | None = None
+    input: str | None = None  # project test sets: the row, so the side-by-side view needs nothing else
+    expected: str | None = None
 
 
 @dataclass
@@ -58,6 +62,7 @@ class EvalResult:
     random_chance: float | None = None
     seconds: float = 0.0
     examples: list[ExampleResult] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)  # free text: chrf, rouge_l; project: test-set source, kind
 
     def summary(self) -> dict:
         return {"task": self.task, "n": self.n, "score": round(self.score, 6),
@@ -103,22 +108,39 @@ EVAL_STYLES = ("auto", "bigbench", "chat", "plain")
 
 
 def eval_style(tok: Any, style: str = "auto") -> str:
-    """The prompt style of an evaluation: "auto" means "bigbench" (BIG-bench's own text format); "chat"/"plain"
-    format like training does (`models.build_prompt`)."""
+    """The prompt style of an evaluation: "auto" = the training format (chat template when there is one, else
+    plain); "bigbench" = BIG-bench's own two-shot text."""
     from .models import resolve_style
 
     if style not in EVAL_STYLES:
         raise UserError(f"prompt style must be one of {', '.join(EVAL_STYLES)} (got {style!r}).")
-    return "bigbench" if style in ("auto", "bigbench") else resolve_style(tok, style)
+    return "bigbench" if style == "bigbench" else resolve_style(tok, style)
+
+
+def unit_format(unit: BigBenchUnit, tok: Any, style: str = "auto") -> Any:
+    from .prompting import PromptFormat
+
+    return PromptFormat.for_unit(unit, eval_style(tok, style))
+
+
+def _shown(unit: BigBenchUnit, ex: BBExample) -> list[str] | None:
+    if not ex.choices:
+        return None
+    return bigbench.shown_choices(ex) if unit.append_choices_to_input else []
 
 
 def unit_prompt(unit: BigBenchUnit, tok: Any, ex: BBExample, style: str = "auto") -> str:
-    from .models import build_prompt
+    """The prompt of one test example (the same text training shows a row in, for style "auto")."""
+    return unit_format(unit, tok, style).text(tok, ex.input, _shown(unit, ex))
 
-    if eval_style(tok, style) == "bigbench":
-        return bigbench.bigbench_prompt(unit, ex)
-    demos = [(bigbench.format_input(unit, d), d.output) for d in unit.demos]
-    return build_prompt(tok, bigbench.instruction(unit), demos, bigbench.format_input(unit, ex), style)
+
+def unit_test_rows(unit: BigBenchUnit, examples: list[BBExample]) -> list:
+    """Test examples as `scoring.TestRow`s (multiple choice scored over the shown choices)."""
+    from .scoring import TestRow
+
+    return [TestRow(ex.index, ex.input, ex.output, options=bigbench.shown_choices(ex) if ex.choices else None,
+                    shown=_shown(unit, ex), target_scores=ex.target_scores, targets=ex.targets or [ex.target or ""])
+            for ex in examples]
 
 
 def select_examples(unit: BigBenchUnit, limit: int | None) -> list[BBExample]:
@@ -228,8 +250,31 @@ def training_meta(adapter: str | Path | None) -> dict:
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
 
 
+def training_rows_of(adapter: str | Path | None) -> list[dict] | None:
+    """The rows an adapter was trained on (written by training next to it), or None for older adapters."""
+    import gzip
+
+    from .train import TRAINING_ROWS
+
+    p = Path(adapter) / TRAINING_ROWS if adapter else None
+    if p is None or not p.is_file():
+        return None
+    with gzip.open(p, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 def check_leakage(adapter: str | Path | None, unit: BigBenchUnit) -> None:
-    """Refuse to evaluate an adapter whose training inputs include one of the unit's test inputs."""
+    """Refuse to evaluate an adapter whose training rows leak the unit's test inputs (exact, contained or near
+    copies, or rows from the unit's task family)."""
+    from .leakage import LeakageError, find_leaks, leak_message
+
+    rows = training_rows_of(adapter)
+    if rows is not None:
+        leaks = find_leaks(rows, units=[unit.name], root=unit.root)
+        if leaks:
+            raise LeakageError(f"Adapter {adapter} cannot be scored on {unit.name}: "
+                               + leak_message(leaks, rows, what="rows it was trained on"), leaks)
+        return
     seen = set(training_meta(adapter).get("train_input_hashes") or [])
     if not seen:
         return
@@ -276,8 +321,10 @@ def _adapter_base(adapter: str | Path) -> str | None:
 def evaluate(unit: str, model: str | None = None, adapter: str | None = None, limit: int | None = None, *,
              prompt_style: str = "auto", loaded: tuple[Any, Any] | None = None, root: str | None = None,
              progress: Any = None) -> EvalResult:
-    """Score one unit with a model (and adapter). `loaded=(model, tok)` reuses an already loaded model."""
+    """Score one unit with a model (and adapter). `loaded=(model, tok)` reuses an already loaded model;
+    `progress(done, total, eta_s)` after each batch of rows."""
     from .models import model_label
+    from .scoring import PrefixCachedLM, score_rows
 
     u = bigbench.load_unit(unit, root)
     check_leakage(adapter, u)
@@ -287,42 +334,57 @@ def evaluate(unit: str, model: str | None = None, adapter: str | None = None, li
         (m, tok), base = loaded, model or "default"
     style = eval_style(tok, prompt_style)
     t0 = time.perf_counter()
-    results = []
     exs = select_examples(u, limit)
-    for i, ex in enumerate(exs):
-        results.append(score_example(m, tok, u, ex, style))
-        if progress:
-            progress(i + 1, len(exs))
+    lm = PrefixCachedLM(m, tok, unit_format(u, tok, style))
+    res = score_rows(lm, unit_test_rows(u, exs), max_new_tokens=_max_new(u, tok), progress=progress)
+    results = [ExampleResult(r.index, r.prediction, r.score, r.log_probs) for r in res]
     return aggregate(u, results, model=model_label(base), adapter=adapter, style=style,
                      seconds=time.perf_counter() - t0)
 
 
+def _max_new(unit: BigBenchUnit, tok: Any) -> int:
+    from .models import encode
+
+    return min(96, 2 * max([len(encode(tok, d.output)) for d in unit.demos] + [8]) + 8)
+
+
 def evaluate_pair(unit: str, model: str | None, adapter: str, limit: int | None = None, *,
-                  prompt_style: str = "auto", root: str | None = None) -> tuple[EvalResult, EvalResult]:
+                  prompt_style: str = "auto", root: str | None = None,
+                  progress: Any = None) -> tuple[EvalResult, EvalResult]:
     """(base, fine-tuned) on the same prompts in one run: one model load, the adapter disabled for the base."""
     m, tok, base = load_for_eval(model, adapter)
     with m.disable_adapter():
-        base_r = evaluate(unit, base, None, limit, prompt_style=prompt_style, loaded=(m, tok), root=root)
-    tuned = evaluate(unit, base, adapter, limit, prompt_style=prompt_style, loaded=(m, tok), root=root)
+        base_r = evaluate(unit, base, None, limit, prompt_style=prompt_style, loaded=(m, tok), root=root,
+                          progress=progress)
+    tuned = evaluate(unit, base, adapter, limit, prompt_style=prompt_style, loaded=(m, tok), root=root,
+                     progress=progress)
     return base_r, tuned
 
 
 def save_result(store: Any, r: EvalResult, project_id: int | None = None, run_id: int | None = None,
                 variant: str = "") -> int:
+    def ex(e: ExampleResult) -> dict:
+        d = {"index": e.index, "prediction": e.prediction, "score": e.score}
+        if e.input is not None:
+            d.update(input=e.input, expected=e.expected)
+        return d
+
     details = {"variant": variant, "format": r.format, "prompt_style": r.prompt_style, "seconds": r.seconds,
-               "random_chance": r.random_chance,
-               "examples": [{"index": e.index, "prediction": e.prediction, "score": e.score} for e in r.examples]}
+               "random_chance": r.random_chance, "metrics": r.metrics, "examples": [ex(e) for e in r.examples]}
     return store.add_eval_result(task=r.task, model=r.model, n=r.n, score=r.score,
                                  normalized_score=r.normalized_score, adapter=r.adapter, project_id=project_id,
                                  run_id=run_id, details=details)
 
 
 def results_table(store: Any, project_id: int | None = None) -> list[dict]:
-    """Per task: the latest base and fine-tuned results (score, normalized, n) and the normalized gain."""
-    rows: dict[str, dict] = {}
+    """Per task and prompt format (the training format first, then BIG-bench's own two-shot text): the latest base
+    and fine-tuned results (score, normalized, n) and the normalized gain."""
+    rows: dict[tuple[str, str], dict] = {}
     for r in store.list_eval_results(project_id):  # newest first
-        variant = json.loads(r["details_json"] or "{}").get("variant") or ("tuned" if r["adapter"] else "base")
-        row = rows.setdefault(r["task"], {"task": r["task"]})
+        det = json.loads(r["details_json"] or "{}")
+        variant = det.get("variant") or ("tuned" if r["adapter"] else "base")
+        prompts = "BIG-bench two-shot text" if det.get("prompt_style") == "bigbench" else "training format"
+        row = rows.setdefault((r["task"], prompts), {"task": r["task"], "prompts": prompts})
         if f"{variant}_score" not in row:
             row.update({f"{variant}_score": r["score"], f"{variant}_normalized": r["normalized_score"],
                         f"{variant}_n": r["n"], f"{variant}_model": r["model"]})
@@ -331,16 +393,27 @@ def results_table(store: Any, project_id: int | None = None) -> list[dict]:
     for row in rows.values():
         if "base_normalized" in row and "tuned_normalized" in row:
             row["gain"] = row["tuned_normalized"] - row["base_normalized"]
-    return sorted(rows.values(), key=lambda r: r["task"])
+    return sorted(rows.values(), key=lambda r: (r["task"], r["prompts"] != "training format"))
 
 
 # ----------------------------------------------------------------------------- background job
 def run_eval_job(ctx: Any) -> dict:
-    """Job kind "evaluate". Config: units (list), model, adapter, limit, compare (base too), prompt_style, run_id.
+    """Job kind "evaluate". Config: units (list), model, adapter, limit, compare (base too), prompt_styles (default
+    ["auto"]; the app adds "bigbench" for BIG-bench's own two-shot column), run_id; or project_test=True to score
+    the project's own test set (`projecteval.py`).
 
-    Units are examples (`variant|unit|index`), so a stopped evaluation resumes where it was.
+    Units are examples (`variant|style|unit|index`), so a stopped evaluation resumes where it was; progress says
+    rows scored of total and the ETA.
     """
+    import contextlib
+
+    from .scoring import PrefixCachedLM, eta_text, score_rows
+
     cfg = ctx.config
+    if cfg.get("project_test"):
+        from .projecteval import run_project_eval_job
+
+        return run_project_eval_job(ctx)
     names = cfg.get("units") or ([cfg["unit"]] if cfg.get("unit") else [])
     if not names:
         raise UserError("An evaluation job needs `units` (BIG-bench unit names).")
@@ -350,36 +423,41 @@ def run_eval_job(ctx: Any) -> dict:
     for u in units.values():
         if adapter:
             check_leakage(adapter, u)
-    keys = [f"{v}|{n}|{ex.index}" for v in variants for n, u in units.items()
-            for ex in select_examples(u, cfg.get("limit"))]
-    ctx.set_total(len(keys))
-    todo = set(ctx.pending(keys))
     from .models import model_label
 
     m, tok, base = load_for_eval(cfg.get("model"), adapter)
-    style = eval_style(tok, cfg.get("prompt_style") or "auto")
-    for v in variants:
-        for n, u in units.items():
-            for ex in select_examples(u, cfg.get("limit")):
-                key = f"{v}|{n}|{ex.index}"
-                if key not in todo:
-                    continue
+    styles = list(dict.fromkeys(eval_style(tok, st) for st in
+                                (cfg.get("prompt_styles") or [cfg.get("prompt_style") or "auto"])))
+    plan = [(v, st, n) for n in units for st in styles for v in variants]
+    keys = [f"{v}|{st}|{n}|{ex.index}" for v, st, n in plan for ex in select_examples(units[n], cfg.get("limit"))]
+    ctx.set_total(len(keys))
+    todo = set(ctx.pending(keys))
+    t0, scored = time.perf_counter(), 0
+    for v, st, n in plan:
+        u = units[n]
+        exs = [ex for ex in select_examples(u, cfg.get("limit")) if f"{v}|{st}|{n}|{ex.index}" in todo]
+        if not exs:
+            continue
+        off = m.disable_adapter() if v == "base" and adapter else contextlib.nullcontext()
+        with off:
+            lm = PrefixCachedLM(m, tok, unit_format(u, tok, st))
+            rows = unit_test_rows(u, exs)
+            for i in range(0, len(rows), 8):
                 ctx.check_cancel()
-                if v == "base" and adapter:
-                    with m.disable_adapter():
-                        r = score_example(m, tok, u, ex, style)
-                else:
-                    r = score_example(m, tok, u, ex, style)
-                ctx.commit(key, {"prediction": r.prediction, "score": r.score})
-                ctx.progress(f"{v} {n}: example {ex.index}", done=ctx.done_count())
+                for r in score_rows(lm, rows[i:i + 8], max_new_tokens=_max_new(u, tok)):
+                    ctx.commit(f"{v}|{st}|{n}|{r.index}", {"prediction": r.prediction, "score": r.score})
+                scored += len(rows[i:i + 8])
+                eta = (time.perf_counter() - t0) / scored * (len(todo) - scored)
+                ctx.progress(f"{v} {n} ({st} prompts): {ctx.done_count()} of {len(keys)} rows scored, "
+                             f"about {eta_text(eta)} left", done=ctx.done_count())
     done = ctx.store.unit_results(ctx.job_id)
     summary = []
-    for v in variants:
-        for n, u in units.items():
-            res = [ExampleResult(ex.index, done[k]["prediction"], done[k]["score"])
-                   for ex in select_examples(u, cfg.get("limit")) if (k := f"{v}|{n}|{ex.index}") in done]
-            r = aggregate(u, res, model=model_label(base), adapter=adapter if v == "tuned" else None, style=style)
-            save_result(ctx.store, r, ctx.project_id, cfg.get("run_id"), variant=v)
-            summary.append({"variant": v, **r.summary()})
-            ctx.log(f"{v} {n}: score {r.score:.3f}, normalized {r.normalized_score:.1f} (n={r.n})")
+    for v, st, n in plan:
+        u = units[n]
+        res = [ExampleResult(ex.index, done[k]["prediction"], done[k]["score"])
+               for ex in select_examples(u, cfg.get("limit")) if (k := f"{v}|{st}|{n}|{ex.index}") in done]
+        r = aggregate(u, res, model=model_label(base), adapter=adapter if v == "tuned" else None, style=st)
+        save_result(ctx.store, r, ctx.project_id, cfg.get("run_id"), variant=v)
+        summary.append({"variant": v, "prompt_style": st, **r.summary()})
+        ctx.log(f"{v} {n} ({st}): score {r.score:.3f}, normalized {r.normalized_score:.1f} (n={r.n})")
     return {"results": summary}

@@ -161,15 +161,11 @@ class LeakageGuard:
 
     @classmethod
     def for_unit(cls, unit: str) -> "LeakageGuard":
-        from . import bigbench
+        from . import bigbench, leakage
 
         fams = set(bigbench.excluded_families(unit))
-        hashes = {bigbench.text_hash(s) for s in bigbench.test_inputs(unit) if bigbench.normalize_text(s)}
-        try:
-            hashes |= set(bigbench.test_hashes(unit))
-        except AttributeError:  # older bigbench module without test_hashes
-            pass
-        hashes.discard(bigbench.text_hash(""))
+        hashes = leakage.index_for_unit(unit).hashes | set(bigbench.test_hashes(unit))  # + inputs with choices
+        hashes.discard(leakage.text_hash(""))
         return cls(unit=unit, families=fams, test_hashes=hashes)
 
     def family_reason(self, record: DatasetRecord) -> str | None:
@@ -191,16 +187,11 @@ class LeakageGuard:
 
 
 def _row_hashes(row: dict) -> frozenset[str]:
-    from .bigbench import normalize_text, text_hash
+    """Exact hashes of every segment of the row's texts (leakage.row_hashes: stems before options lists,
+    lines without "Q:" labels, ...), so a test input inside a reformatted value matches too."""
+    from .leakage import row_hashes
 
-    out: set[str] = set()
-    for v in row.values():
-        if isinstance(v, str):
-            if normalize_text(v):
-                out.add(text_hash(v))
-        elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
-            out.add(text_hash("\n".join(v)))
-    return frozenset(out)
+    return row_hashes(row)
 
 
 _ROW_HASHES: dict[tuple[str, str], list[tuple[str, frozenset[str]]]] = {}
@@ -214,7 +205,7 @@ def record_row_hashes(record: DatasetRecord) -> list[tuple[str, frozenset[str]]]
         return _ROW_HASHES[key]
     from .searchindex import index_root
 
-    disk = index_root() / "rowhashes" / f"{key[1]}.json"  # JSON, never a pickle: files here are only data
+    disk = index_root() / "rowhashes" / f"{key[1]}-seg.json"  # -seg: segment hashes (leakage.py)  # JSON, never a pickle: files here are only data
     out: list[tuple[str, frozenset[str]]] | None = None
     if disk.is_file() and not record.local_path:  # local files can change under the same record
         try:

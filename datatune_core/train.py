@@ -4,13 +4,18 @@ In: `LoraTrainConfig` (presets "cpu-demo" and "paper") + rows ({"input", "output
 or a JSONL/JSON/CSV/Parquet file. Out: a LoRA adapter folder (+ `datatune_training.json`: base model, instruction,
 prompt style, hashes of the training inputs for the evaluation leakage guard), step metrics in the store.
 
-- Rows are formatted exactly as evaluation formats prompts (`models.build_prompt`: the chat template when there is
-  one); the loss covers only the answer tokens, and the end-of-turn/EOS tokens are appended to every answer and
+- Rows are formatted exactly as evaluation scores test inputs (`prompting.PromptFormat`: the task instruction and
+  its few-shot demonstrations, choices shown as the scorer shows them; the chat template when there is one); the
+  loss covers only the answer tokens, and the end-of-turn/EOS tokens are appended to every answer and
   learned (both were bugs in prompt2model). Optional packing; a seeded train/validation split.
 - Paper defaults (r 8, alpha 16, lr 1e-4, 3 epochs, AdamW); optional grid lr x alpha keeping the run with the
   lowest validation loss seen at any point (its best adapter is the output).
 - QLoRA (4-bit NF4, bf16 compute) when CUDA and bitsandbytes are present; more than one visible GPU -> the job
   re-launches itself with `accelerate launch` (one process per GPU, data-parallel).
+- Leakage (`leakage.py`): a set with rows that copy, contain or nearly copy a test input of an evaluation unit or
+  of an uploaded test file, or that come from the unit's task family, is refused with the rows and why; rows
+  that copy or contain the project's held-out test rows are dropped. The project's test set (`testset.py`) is made
+  and frozen when training first starts and its rows never enter training (`project_training_rows`).
 - Job kind "train": units are checkpoints; cancel saves a checkpoint, resume continues from the last one at the
   next step with the same data order, optimizer and scheduler state.
 
@@ -41,7 +46,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"r": 8, "lora_alpha": 16, "learning_rate": 1e-4, "epochs": 3.0, "batch_size": 8, "max_seq_len": 1024,
               "target_modules": "all-linear", "eval_every": 50, "save_every": 100, "qlora": "auto"},
     # a quick run that finishes in about a minute on 2 CPU cores with the 135M demo model
-    "cpu-demo": {"r": 8, "lora_alpha": 16, "learning_rate": 1e-3, "epochs": 1.0, "batch_size": 4, "max_seq_len": 256,
+    # (512 tokens: the prompt carries the instruction and the few-shot demonstrations, as evaluation shows them)
+    "cpu-demo": {"r": 8, "lora_alpha": 16, "learning_rate": 1e-3, "epochs": 1.0, "batch_size": 4, "max_seq_len": 512,
                  "max_rows": 256, "max_steps": 40, "target_modules": ["q_proj", "v_proj"], "eval_every": 10,
                  "save_every": 20, "qlora": "off"},
 }
@@ -168,32 +174,54 @@ def read_rows_file(path: str | Path) -> list[dict]:
 
 
 def project_rows(store: Any, project_id: int) -> list[dict]:
-    """The project's curated rows (kept + edited; the project's source mix when one is set, see mix.py)."""
+    """The project's curated rows (kept + edited; the project's source mix when one is set, see mix.py), with
+    their row id and source dataset (for the leakage guard's family check)."""
     from .mix import curated_rows
 
     rows = curated_rows(store, project_id)
-    return [{"input": r.input or "", "output": r.output or ""} for r in rows]
+    return [{"input": r.input or "", "output": r.output or "", "id": r.id, "dataset_id": r.dataset_id}
+            for r in rows]
 
 
-def filter_leakage(rows: list[dict], eval_tasks: list[str]) -> tuple[list[dict], int]:
-    """Drop rows whose input equals (normalised) a test input of any evaluation unit."""
-    if not eval_tasks:
+def project_training_rows(store: Any, project_id: int) -> tuple[list[dict], Any, int]:
+    """(rows to train on, the project's frozen test set, how many curated rows it withholds): the curated rows
+    minus the test set's rows, right after `mix.curated_rows`. The test set is made and frozen here when missing."""
+    from .testset import ensure_test_set, without_test_rows
+
+    rows = project_rows(store, project_id)
+    ts = ensure_test_set(store, project_id)
+    kept, n = without_test_rows(rows, ts)
+    return kept, ts, n
+
+
+def filter_leakage(rows: list[dict], eval_tasks: list[str], *, refuse_texts: list[str] | tuple = (),
+                   drop_texts: list[str] | tuple = ()) -> tuple[list[dict], int]:
+    """Refuse (LeakageError naming the rows and why) a set with rows leaking an evaluation unit (its family, or
+    an exact, contained or near copy of a test input) or `refuse_texts` (an uploaded test set); drop the rows that
+    copy or contain `drop_texts` (held-out rows of the same pool). Returns (kept rows, how many were dropped)."""
+    from .leakage import LeakageError, LeakIndex, find_leaks, leak_message
+
+    leaks = find_leaks(rows, units=list(eval_tasks or []), test_texts=list(refuse_texts),
+                       test_name="the uploaded test set")
+    if leaks:
+        raise LeakageError(leak_message(leaks, rows), leaks)
+    if not drop_texts:
         return rows, 0
-    from . import bigbench
-
-    bad: set[str] = set()
-    for t in eval_tasks:
-        bad |= bigbench.test_hashes(t)
-    kept = [r for r in rows if bigbench.text_hash(r["input"]) not in bad]
-    return kept, len(rows) - len(kept)
+    # held-out rows come from the same pool: exact and contained copies go; near copies stay (templated sources
+    # make many near-identical rows, and dropping them emptied whole training sets)
+    bad = {lk.row for lk in LeakIndex(list(drop_texts), name="the held-out test rows", threshold=1.01).find(rows)}
+    return [r for i, r in enumerate(rows) if i not in bad], len(bad)
 
 
-def tokenize_row(tok: Any, instruction: str, inp: str, out: str, style: str, max_len: int) -> dict | None:
-    """input_ids + labels (-100 on the prompt); answer + end-of-turn/EOS are the only supervised tokens."""
-    from .models import build_prompt, encode_answer, end_of_turn_ids, prompt_ids
+def tokenize_row(tok: Any, instruction: str, inp: str, out: str, style: str, max_len: int,
+                 fmt: Any = None) -> dict | None:
+    """input_ids + labels (-100 on the prompt); answer + end-of-turn/EOS are the only supervised tokens. The prompt
+    is `fmt`'s (a `prompting.PromptFormat`; default: the instruction without demonstrations)."""
+    from .prompting import PromptFormat
 
-    p = prompt_ids(tok, build_prompt(tok, instruction, [], inp, style), style)
-    a = encode_answer(tok, out, style) + end_of_turn_ids(tok, style)
+    fmt = fmt or PromptFormat(instruction, [], style)
+    p = fmt.ids(tok, fmt.text(tok, inp))
+    a = fmt.answer_ids(tok, out) + fmt.end_ids(tok)
     if len(a) > max_len // 2:
         return None
     if len(p) + len(a) > max_len:
@@ -222,6 +250,8 @@ class PreparedData:
     val: list[dict]
     stats: dict
     train_input_hashes: list[str]
+    rows: list[dict] = field(default_factory=list)  # the rows trained on (train + validation), for later checks
+    fmt: Any = None  # the prompting.PromptFormat of every row
 
 
 MIN_ROWS_FOR_VAL = 10  # below this, no validation split (smoke runs still train, with a warning)
@@ -235,17 +265,23 @@ def few_rows_warning(n_rows: int) -> str | None:
             "\u2014 aim for a few hundred rows.")
 
 
-def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: str) -> PreparedData:
+def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: str, *, fmt: Any = None,
+                 test_set: Any = None) -> PreparedData:
+    """Leakage check, seeded shuffle / split, tokenization in `fmt` (default: `instruction`, no demonstrations)."""
     import random
 
     from .bigbench import text_hash
     from .models import resolve_style
+    from .prompting import PromptFormat
 
     style = resolve_style(tok, cfg.prompt_style)
+    fmt = fmt or PromptFormat(instruction, [], style)
     n_in = len(rows)
     rows = [r for r in rows if str(r.get("input", "")).strip() and str(r.get("output", "")).strip()]
     n_empty = n_in - len(rows)
-    rows, n_leak = filter_leakage(rows, cfg.eval_tasks)
+    upload = test_set is not None and test_set.source == "upload"
+    rows, n_leak = filter_leakage(rows, cfg.eval_tasks, refuse_texts=test_set.inputs() if upload else (),
+                                  drop_texts=test_set.inputs() if test_set is not None and not upload else ())
     rows = list(rows)
     random.Random(cfg.seed).shuffle(rows)
     if cfg.max_rows:
@@ -259,7 +295,7 @@ def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: 
     for part in (train_rows_, val_rows):
         fs = []
         for r in part:
-            f = tokenize_row(tok, instruction, r["input"], r["output"], style, cfg.max_seq_len)
+            f = tokenize_row(tok, instruction, r["input"], r["output"], style, cfg.max_seq_len, fmt)
             if f is None:
                 dropped += 1
             else:
@@ -276,7 +312,9 @@ def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: 
     warning = few_rows_warning(len(rows))
     if warning:
         stats["warnings"] = [warning]
-    return PreparedData(train, val, stats, sorted({text_hash(r["input"]) for r in train_rows_ + val_rows}))
+    return PreparedData(train, val, stats, sorted({text_hash(r["input"]) for r in train_rows_ + val_rows}),
+                        rows=[{k: r.get(k) for k in ("input", "output", "id", "dataset_id")}
+                              for r in train_rows_ + val_rows], fmt=fmt)
 
 
 def collate(batch: list[dict], pad_id: int) -> dict:
@@ -541,26 +579,37 @@ class LoraTrainer:
 
 
 # ----------------------------------------------------------------------------- one-call API and the job
-def write_adapter(src: str | Path, dest: str | Path, meta: dict) -> Path:
-    """Copy an adapter folder to `dest` and add `datatune_training.json`."""
+TRAINING_ROWS = "datatune_training_rows.jsonl.gz"  # the rows an adapter learned from, for evaluation's leakage guard
+
+
+def write_adapter(src: str | Path, dest: str | Path, meta: dict, rows: list[dict] | None = None) -> Path:
+    """Copy an adapter folder to `dest` and add `datatune_training.json` (+ its training rows, gzipped JSONL)."""
+    import gzip
+
     dest = Path(dest)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("trainer_state.pt"))
     (tmp / TRAINING_META).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+    if rows is not None:
+        with gzip.open(tmp / TRAINING_ROWS, "wt", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return dest
 
 
-def train_rows(rows: list[dict], cfg: LoraTrainConfig, out_dir: str | Path, instruction: str = "", **cb: Any) -> dict:
-    """Train in this process (no store, no grid); returns a summary with the adapter path."""
+def train_rows(rows: list[dict], cfg: LoraTrainConfig, out_dir: str | Path, instruction: str = "", *,
+               fmt: Any = None, **cb: Any) -> dict:
+    """Train in this process (no store, no grid); returns a summary with the adapter path. `fmt`: the
+    `prompting.PromptFormat` the rows are shown in (default: the instruction without demonstrations)."""
     model, tok = lora_model(cfg, cfg.lora_alpha)
-    data = prepare_data(tok, rows, cfg, instruction or cfg.instruction)
+    data = prepare_data(tok, rows, cfg, instruction or cfg.instruction, fmt=fmt)
     tr = LoraTrainer(model, tok, data, cfg, Path(out_dir) / "g0", **cb)
     res = tr.train()
     src = res.best_dir or res.last_checkpoint
-    adapter = write_adapter(src, Path(out_dir) / "adapter", _meta(cfg, instruction, data, res))
+    adapter = write_adapter(src, Path(out_dir) / "adapter", _meta(cfg, instruction, data, res), data.rows)
     return {"adapter": str(adapter), **asdict(res), "stats": data.stats}
 
 
@@ -570,7 +619,8 @@ def _meta(cfg: LoraTrainConfig, instruction: str, data: PreparedData, res: Train
     return {"base_model": cfg.model, "base_model_label": model_label(cfg.model), "instruction": instruction,
             "prompt_style": data.stats["prompt_style"], "config": cfg.to_dict(), "stats": data.stats,
             "best_val_loss": res.best_val_loss, "steps": res.step, "eval_tasks": cfg.eval_tasks,
-            "train_input_hashes": data.train_input_hashes, **extra}
+            "train_input_hashes": data.train_input_hashes,
+            "prompt_format": data.fmt.to_dict() if data.fmt is not None else None, **extra}
 
 
 def start_training(store: Any, project_id: int | None, config: LoraTrainConfig | dict) -> int:
@@ -635,20 +685,44 @@ def _train_job(ctx: Any) -> dict:
     main = int(os.environ.get("RANK", "0")) == 0
     out = Path(cfg.output_dir) if cfg.output_dir else store.home / "runs" / f"job-{ctx.job_id}"
     instruction = cfg.instruction
+    test_set, n_test, fmt, version_rows = None, 0, None, None
+    tok = load_tokenizer(cfg.model)
     if ctx.project_id is not None and not cfg.data_file:
-        rows = project_rows(store, ctx.project_id)
-        instruction = store.get_project(ctx.project_id).instruction or instruction
+        from .leakage import text_hash
+        from .prompting import format_for_project
+
+        rows, test_set, n_test = project_training_rows(store, ctx.project_id)
+        version_rows = project_rows(store, ctx.project_id)  # the curated version (test rows included) for quality
+        project = store.get_project(ctx.project_id)
+        instruction = project.instruction or instruction
+        unit = (cfg.eval_tasks or [project.eval_task or ""])[0]
+        if unit:  # rows for a BIG-bench unit: shown as that unit's test inputs are scored (its two demos)
+            from .bigbench import load_unit
+            from .prompting import PromptFormat
+
+            fmt = PromptFormat.for_unit(load_unit(unit), cfg.prompt_style)
+        else:  # the format the project's test set is scored in: its instruction + examples that are not test rows
+            fmt = format_for_project(project, style=cfg.prompt_style,
+                                     exclude_inputs={text_hash(t) for t in (test_set.inputs() if test_set else [])})
     elif cfg.data_file:
         rows = read_rows_file(cfg.data_file)
+        if cfg.eval_tasks:  # rows for a BIG-bench unit: shown as that unit's test inputs are scored
+            from .bigbench import load_unit
+            from .prompting import PromptFormat
+
+            fmt = PromptFormat.for_unit(load_unit(cfg.eval_tasks[0]), cfg.prompt_style)
     else:
         raise UserError("Training needs a project or a data file.")
-    tok = load_tokenizer(cfg.model)
-    data = prepare_data(tok, rows, cfg, instruction)
+    data = prepare_data(tok, rows, cfg, instruction, fmt=fmt, test_set=test_set)
+    data.stats["test_rows_withheld"] = n_test
     done = store.unit_results(ctx.job_id)
     if main and "data" not in done:
         ctx.log(f"data: {json.dumps(data.stats)}")
+        if n_test:
+            ctx.log(f"{n_test} curated rows are the project's test set ({test_set.name}) and are not trained on")
         if data.stats["leaked_removed"]:
-            ctx.log(f"removed {data.stats['leaked_removed']} rows equal to evaluation test inputs", level="warning")
+            ctx.log(f"removed {data.stats['leaked_removed']} rows that copy held-out test rows",
+                    level="warning")
         for w in data.stats.get("warnings", []):
             ctx.log(w, level="warning")
         ctx.commit("data", data.stats)
@@ -666,7 +740,7 @@ def _train_job(ctx: Any) -> dict:
             run_id = store.create_training_run(ctx.project_id, {**cfg.to_dict(), "learning_rate": lr,
                                                                 "lora_alpha": alpha, "grid_index": gi},
                                                job_id=ctx.job_id, output_dir=str(out / key),
-                                               dataset_version=dataset_version(rows))
+                                               dataset_version=dataset_version(version_rows or rows))
             ctx.commit(f"{key}:start", {"run_id": run_id})
         ckpts = sorted((k for k in done if k.startswith(f"{key}:ckpt:")), key=lambda k: int(k.rsplit(":", 1)[1]))
         resume = next((done[k]["path"] for k in reversed(ckpts) if Path(done[k]["path"]).is_dir()), None)
@@ -713,7 +787,7 @@ def _train_job(ctx: Any) -> dict:
                            best["best_dir"], None)
     adapter = write_adapter(best["best_dir"], out / "adapter",
                             _meta(cfg, instruction, data, res_obj, grid=results, job_id=ctx.job_id,
-                                  run_id=best["run_id"]))
+                                  run_id=best["run_id"]), data.rows)
     store.add_artifact(ctx.project_id, "adapter", str(adapter), {"run_id": best["run_id"], "job_id": ctx.job_id,
                                                                  "best_val_loss": best["best_val_loss"]})
     final = {"adapter": str(adapter), "best_run_id": best["run_id"], "runs": results, "stats": data.stats,

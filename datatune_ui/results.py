@@ -71,14 +71,166 @@ def metrics_figure(store: Store, run_id: int):
 
 
 def start_evaluation(store: Store, pid: int, units: list[str], adapter: str | None, limit: int | None,
-                     compare: bool = True, run_id: int | None = None, model: str | None = None) -> int:
+                     compare: bool = True, run_id: int | None = None, model: str | None = None,
+                     project_test: bool = False) -> int:
+    """Job kind "evaluate": the project's own test set (`project_test`) or BIG-bench units, the latter in the
+    training format and in BIG-bench's own two-shot text."""
     from datatune_core.errors import UserError
 
-    if not units:
-        raise UserError("Pick at least one BIG-bench task to evaluate on (set the evaluation task on the Task page).")
-    cfg = {"units": list(units), "adapter": adapter, "limit": limit, "compare": compare, "run_id": run_id,
-           "model": model}
+    if not units and not project_test:
+        raise UserError("Pick this project's test set or at least one BIG-bench task to evaluate on.")
+    cfg = {"adapter": adapter, "limit": limit, "compare": compare, "run_id": run_id, "model": model}
+    cfg.update({"project_test": True} if project_test else {"units": list(units),
+                                                            "prompt_styles": ["auto", "bigbench"]})
     return J.start_job(store, "evaluate", {k: v for k, v in cfg.items() if v is not None}, project_id=pid)
+
+
+# ------------------------------------------------------------------------------------------ test set + leakage
+def test_set(store: Store, pid: int):
+    from datatune_core.testset import load_test_set
+
+    return load_test_set(store, pid)
+
+
+def describe_test_set(ts) -> str:
+    if ts is None:
+        return "No test set yet."
+    where = {"heldout": "held out from your curated rows (never trained on)", "upload": "uploaded",
+             "examples": "your task's own examples"}[ts.source]
+    kind = {"classification": f"labels {', '.join(ts.labels or [])}", "multiple_choice": "multiple choice",
+            "generative": "free text (exact match, chrF, ROUGE-L)"}[ts.kind]
+    return (f"{len(ts.rows)} rows, {where}; scored as {kind}"
+            + ("; frozen when training started." if ts.frozen_at else "."))
+
+
+def hold_out(store: Store, pid: int, fraction: float):
+    from datatune_core.testset import make_heldout
+
+    return make_heldout(store, pid, fraction=fraction)
+
+
+def upload_test_set(store: Store, pid: int, name: str, data: bytes):
+    from pathlib import Path
+
+    from datatune_core.testset import from_upload
+
+    d = store.home / "projects" / str(pid) / "uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / Path(name).name
+    f.write_bytes(data)
+    return from_upload(store, pid, f)
+
+
+def examples_as_test_set(store: Store, pid: int):
+    from datatune_core.testset import from_examples
+
+    return from_examples(store, pid)
+
+
+_LEAK_MEMO: dict[tuple, str | None] = {}
+
+
+def training_block(store: Store, pid: int, eval_tasks: list[str]) -> str | None:
+    """Why training would be refused for leaking test data (the rows and why), or None. Memoized per content."""
+    from datatune_core.leakage import LeakageError
+    from datatune_core.quality import dataset_version
+    from datatune_core.testset import load_test_set, without_test_rows
+    from datatune_core.train import filter_leakage, project_rows
+
+    rows = project_rows(store, pid)
+    ts = load_test_set(store, pid)
+    key = (pid, tuple(eval_tasks), dataset_version(rows), ts.created_at if ts else None)
+    if key not in _LEAK_MEMO:
+        rows, _ = without_test_rows(rows, ts)
+        upload = ts is not None and ts.source == "upload"
+        try:
+            filter_leakage(rows, eval_tasks, refuse_texts=ts.inputs() if upload else ())
+            _LEAK_MEMO[key] = None
+        except LeakageError as e:
+            _LEAK_MEMO[key] = str(e)
+        except Exception:  # the BIG-bench folder missing: the training job says so itself
+            _LEAK_MEMO[key] = None
+    return _LEAK_MEMO[key]
+
+
+# ------------------------------------------------------------------------------------------ results
+def eval_table(store: Store, pid: int) -> list[dict]:
+    """One row per task and prompt format: base and tuned normalized scores, n, gain."""
+    from datatune_core.evaluate import results_table
+
+    return results_table(store, pid)
+
+
+def comparison_figure(table: list[dict]):
+    """Base vs fine-tuned normalized score per task; a bar at 0 is drawn 1 point tall so it stays visible, and
+    every bar carries its true value."""
+    import plotly.graph_objects as go
+
+    if not table:
+        return None
+    fig = go.Figure()
+    names = [r["task"] if r["prompts"] == "training format" else f"{r['task']} (BIG-bench text)" for r in table]
+    for variant, color in (("base", "#8c8c8c"), ("tuned", "#1f77b4")):
+        vals = [r.get(f"{variant}_normalized") for r in table]
+        if all(v is None for v in vals):
+            continue
+        shown = [None if v is None else (v if abs(v) >= 1 else (1.0 if v >= 0 else -1.0)) for v in vals]
+        fig.add_trace(go.Bar(x=names, y=shown, name="base model" if variant == "base" else "fine-tuned",
+                             marker_color=color, text=[None if v is None else f"{v:+.1f}" for v in vals],
+                             textposition="outside", customdata=vals,
+                             hovertemplate="%{x}<br>normalized score %{customdata:.1f}<extra></extra>"))
+    fig.add_hline(y=0, line_dash="dot", line_color="#555", annotation_text="chance", annotation_position="right")
+    fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.12),
+                      yaxis_title="normalized score (0 = chance, 100 = all right)")
+    return fig
+
+
+def side_by_side(store: Store, pid: int, task: str = "project", prompts: str = "training format") -> list[dict]:
+    """The latest base and tuned answers per test row: input, expected, base answer, tuned answer, right/wrong."""
+    import json
+
+    latest: dict[str, dict] = {}
+    for r in store.list_eval_results(pid):  # newest first
+        det = json.loads(r["details_json"] or "{}")
+        style = "BIG-bench two-shot text" if det.get("prompt_style") == "bigbench" else "training format"
+        if r["task"] != task or style != prompts:
+            continue
+        v = det.get("variant") or ("tuned" if r["adapter"] else "base")
+        latest.setdefault(v, det)
+    if "base" not in latest and "tuned" not in latest:
+        return []
+    rows_of = {v: {e["index"]: e for e in d.get("examples", [])} for v, d in latest.items()}
+    inputs: dict[int, tuple[str, str]] = {}
+    if task != "project":
+        try:
+            from datatune_core import bigbench
+
+            u = bigbench.load_unit(task)
+            inputs = {ex.index: (bigbench.format_input(u, ex), ex.output) for ex in u.test}
+        except Exception:
+            inputs = {}
+    out = []
+    for idx in sorted(set().union(*[set(x) for x in rows_of.values()])):
+        b, t = rows_of.get("base", {}).get(idx), rows_of.get("tuned", {}).get(idx)
+        ref = b or t
+        own = ref.get("input") is not None
+        inp, exp = (ref.get("input"), ref.get("expected")) if own else inputs.get(idx, ("", ""))
+        out.append({"row": idx + 1, "input": inp, "expected": exp,
+                    "base answer": b["prediction"] if b else None, "tuned answer": t["prediction"] if t else None,
+                    "base right": None if b is None else b["score"] >= 0.5,
+                    "tuned right": None if t is None else t["score"] >= 0.5})
+    return out
+
+
+SIDE_FILTERS = ("all rows", "tuned fixed it", "tuned broke it", "both right", "both wrong")
+
+
+def filter_side(rows: list[dict], which: str) -> list[dict]:
+    keep = {"all rows": lambda b, t: True, "tuned fixed it": lambda b, t: t and b is False,
+            "tuned broke it": lambda b, t: b and t is False, "both right": lambda b, t: b and t,
+            "both wrong": lambda b, t: b is False and t is False}[which]
+    return [r for r in rows if keep(r["base right"], r["tuned right"])]
 
 
 def eval_results(store: Store, pid: int) -> list[dict]:

@@ -294,3 +294,21 @@ def type_into(b: Browser, aria_label: str, text: str, submit: bool = False) -> N
     else:
         el.send_keys(Keys.TAB)
     b.idle()
+
+
+def pick_radio(b: Browser, option: str, timeout_s: float = 20) -> None:
+    """Click the Streamlit radio option whose text is `option`."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        opts = [e for e in b.d.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label')
+                if (e.text or "").strip() == option]
+        if opts:
+            b.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", opts[0])
+            opts[0].click()
+            b.idle()
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no radio option {option!r}")
+        time.sleep(0.3)

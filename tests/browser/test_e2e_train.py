@@ -3,9 +3,11 @@ progress, an evaluation of base vs fine-tuned on a few BIG-bench examples, and t
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from .harness import type_into
+from .harness import pick_radio, type_into
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,13 +41,15 @@ def test_train_evaluate_export_in_the_browser(studio):
 
     b.d.get(f"{app.url}/Evaluate_Export?project={pid}")
     b.idle()
-    type_into(b, "Examples (0 = all)", "4")
+    type_into(b, "Rows (0 = all)", "4")
+    pick_radio(b, "BIG-bench tasks")  # the project's own test set is the default target
     picked = b.find('input[aria-label="Fine-tuned adapter"]').get_attribute("value")
     assert "training job #" in picked, picked  # the newest adapter is preselected
     b.click("Evaluate")
     b.wait_text("— done", timeout_s=600)
     ev = store.list_eval_results(pid)
     assert {(r["task"], bool(r["adapter"])) for r in ev} == {(unit, False), (unit, True)}
+    assert {json.loads(r["details_json"])["prompt_style"] for r in ev} == {"chat", "bigbench"}  # two columns
     b.click("Export dataset, adapter and recipe", timeout_s=60)
     b.wait_text("recipe: ", timeout_s=120)
     b.shot("e2e_12_evaluate_export")

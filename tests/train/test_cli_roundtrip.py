@@ -37,7 +37,8 @@ def test_train_then_eval_round_trip(tiny_model, minibench, tmp_path):
     assert [(r["task"], r["n"]) for r in per_task] == [("mini_colors", 6), ("mini_reverse", 8)]
     last = json.loads(lines[-1])
     assert set(last) == {"task", "n", "score", "normalized_score"} and 0 <= last["score"] <= 1
-    assert sum(line.startswith("base ") for line in lines) == 2
+    assert sum(line.startswith("base ") for line in lines) == 4  # training format + BIG-bench text, per unit
+    assert sum("[bigbench]" in line for line in lines) == 4
     store = Store.open(tmp_path / "home")
-    assert len(store.list_eval_results()) == 4
+    assert len(store.list_eval_results()) == 8
     assert store.list_jobs()[0].kind == "train" and store.list_jobs()[0].status == "done"

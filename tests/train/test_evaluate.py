@@ -34,7 +34,7 @@ def test_prompt_has_instruction_two_demos_and_choices(tiny_model, minibench):
     assert plain.endswith("Output:") and plain.count("Input: ") == 3
 
 
-def test_default_prompt_is_bigbench_own_text_format(tiny_model, minibench):
+def test_bigbench_style_is_bigbench_own_text_format(tiny_model, minibench):
     u = bigbench.load_unit("mini_colors")
     ex, (d0, d1) = u.test[0], u.demos
 
@@ -43,7 +43,8 @@ def test_default_prompt_is_bigbench_own_text_format(tiny_model, minibench):
 
     want = "Answer with a color. " + q(d0) + d0.answer + "\n" + q(d1) + d1.answer + "\n" + q(ex)
     tok = load_tokenizer(tiny_model)
-    assert bigbench.bigbench_prompt(u, ex) == want == unit_prompt(u, tok, ex) == unit_prompt(u, tok, ex, "bigbench")
+    assert bigbench.bigbench_prompt(u, ex) == want == unit_prompt(u, tok, ex, "bigbench")
+    assert unit_prompt(u, tok, ex) == unit_prompt(u, tok, ex, "chat")  # default: the training format
     assert "Name the color of the thing." not in want  # BIG-bench does not show the description
     g = bigbench.load_unit("mini_reverse")
     assert bigbench.bigbench_prompt(g, g.test[0]) == (
@@ -107,7 +108,7 @@ def test_eval_job_stores_base_and_tuned_per_unit(tiny_model, minibench, adapter,
 def test_default_demo_model_on_a_shared_unit(monkeypatch):
     monkeypatch.delenv("DATATUNE_BIGBENCH_DIR", raising=False)
     r = evaluate("cause_and_effect/two_sentences", limit=2)
-    assert r.model == "SmolLM2-135M-Instruct" and r.n == 2 and r.prompt_style == "bigbench"
+    assert r.model == "SmolLM2-135M-Instruct" and r.n == 2 and r.prompt_style == "chat"
     assert all(e.prediction in bigbench.load_unit("cause_and_effect/two_sentences").test[i].choices
                for i, e in enumerate(r.examples))
 

@@ -161,13 +161,17 @@ def test_grid_keeps_lowest_validation_loss(tiny_model, store, tmp_path):
     assert meta["run_id"] == best["run_id"] and meta["best_val_loss"] == best["best_val_loss"]
 
 
-def test_leakage_rows_equal_to_test_inputs_are_removed(minibench):
+def test_leakage_rows_equal_to_test_inputs_are_refused_with_the_row(minibench):
     from datatune_core import bigbench
+    from datatune_core.leakage import LeakageError
 
     u = bigbench.load_unit("mini_colors")
     rows = color_rows() + [{"input": "  WHAT color is the " + u.test[0].input.split("the ")[1], "output": "x"}]
-    kept, removed = filter_leakage(rows, ["mini_colors"])
-    assert removed == 1 and len(kept) == len(rows) - 1
+    with pytest.raises(LeakageError, match=r"1 of the 13 training rows leak.*row 13 equals test input 1 of "
+                                           r"mini_colors") as e:
+        filter_leakage(rows, ["mini_colors"])
+    assert [lk.row for lk in e.value.leaks] == [12]
+    assert filter_leakage(color_rows(), ["mini_colors"]) == (color_rows(), 0)
 
 
 def test_project_rows_and_missing_data(tiny_model, store, tmp_path):
