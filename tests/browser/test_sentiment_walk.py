@@ -12,9 +12,7 @@ import time
 
 import pytest
 
-from datatune_core.config import shared_dir
-
-from .harness import AppServer, Browser, browser_available, type_into
+from .harness import type_into
 from .test_e2e import _edit_first_output
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,33 +21,6 @@ EXAMPLES = [{"input": "The battery lasts all day and the screen is gorgeous.", "
             {"input": "Stopped working after a week, total waste of money.", "output": "negative"},
             {"input": "Exactly as described, I would buy it again.", "output": "positive"}]
 EDIT = "positive"
-
-
-@pytest.fixture
-def offline_studio(tmp_path):
-    why = browser_available()
-    if why:
-        pytest.skip(why)
-    if shared_dir() is None:
-        pytest.skip("needs ../shared (catalog rows)")
-    from datatune_core import jobs as J
-    from datatune_core.store import Store
-
-    home = tmp_path / "home"
-    home.mkdir()
-    app = AppServer(home, {}).start()  # no API key: the offline default
-    browser = Browser(tmp_path / "chrome-profile")
-    store = Store.open(home)
-    try:
-        yield app, browser, store
-    finally:
-        browser.quit()
-        for j in store.list_jobs(limit=100):
-            if j.status in ("queued", "running"):
-                J.cancel_job(store, j.id)
-                J.kill_job(store, j.id)
-        app.stop()
-        store.close()
 
 
 def _wait_job_done(store, pid: int, n_jobs: int, timeout_s: float = 300):
