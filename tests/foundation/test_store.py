@@ -46,12 +46,12 @@ def test_versions_every_edit_is_new(store: Store):
 def test_rows_filters_edits_and_bulk_status(store: Store):
     pid = store.create_project("p")
     rows = [RowRecord(input=f"q{i}", output="yes" if i % 2 else "no", status="kept" if i % 3 else "rejected",
-                      reason=None if i % 3 else "near_duplicate: of row 1", dataset_id="ds", config="c",
+                      reason=None if i % 3 else "invalid_json: reply is not an object", dataset_id="ds", config="c",
                       source_row_id=str(i), plan_version=1, path="template") for i in range(30)]
     store.add_rows(pid, rows)
     assert store.count_rows(pid) == 30
     assert store.count_rows(pid, status="rejected") == 10
-    assert store.count_rows(pid, reason="near_duplicate") == 10
+    assert store.count_rows(pid, reason="invalid_json") == 10
     assert store.count_rows(pid, search="q1") == 11  # q1, q10..q19
     page = store.list_rows(pid, limit=5, offset=5)
     assert [r.source_row_id for r in page] == ["5", "6", "7", "8", "9"]

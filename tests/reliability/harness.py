@@ -369,7 +369,7 @@ class SynthStage(Stage):
         st, pid = env.store, ctx["pid"]
         run_id = f"synth-{job.id}"
         kept = st.count_rows(pid, run_id=run_id, status=["kept", "edited"])
-        calls = {int(r[0].split(":")[0]) for r in st.query(
+        calls = {int(r[0].rsplit("/", 1)[-1].split(":")[0]) for r in st.query(  # "<run>/<call>:<example>"
             "SELECT source_row_id FROM rows WHERE project_id=? AND run_id=?", (pid, run_id))}
         res = job.result or {}
         match = res.get("kept") == kept == job.progress_done == st.row_stats(pid)["by_status"].get("kept") \

@@ -58,7 +58,11 @@ def test_key_is_in_no_file_after_a_full_run(env, tmp_path, monkeypatch):
     monkeypatch.setenv("DATATUNE_NO_CACHE", "1")  # really ask (the rows' answers are cached by now)
     from datatune_core.transform import TransformOptions
 
-    opts = TransformOptions(target_size=3, path="llm", run_id="auth-fail", validation={"near_dup_threshold": 1.0})
+    with st.tx() as c:  # every source row is transformed by now: drop three so the job has rows to ask for
+        c.execute("DELETE FROM rows WHERE id IN (SELECT id FROM rows WHERE project_id=? AND source='transformed' "
+                  "ORDER BY id DESC LIMIT 3)", (pid,))
+    more = st.count_rows(pid, status=["kept", "edited"], source="transformed") + 3
+    opts = TransformOptions(target_size=more, path="llm", run_id="auth-fail", validation={"near_dup_threshold": 1.0})
     failed = jobs.wait_job(st, jobs.start_job(st, "transform", opts.to_dict(), project_id=pid), timeout_s=120)
     assert failed.status == "failed" and "401" in (failed.error or ""), failed
     env.srv.api_key = API_KEY
