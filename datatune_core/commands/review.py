@@ -102,39 +102,32 @@ def register(app: typer.Typer) -> None:
             print_table([_row_dict(r, plain=True) for r in got], ROW_COLUMNS)
             typer.echo(f"{len(got)} of {store.count_rows(p.id, **filters)} row(s)")
 
+    def _decide_rows(project: str, ids: list[int], decision: str | None, reason: str | None, verb: str,
+                     json_out: bool) -> None:
+        from ..curation import decide
+
+        store = open_store()
+        n = decide(store, ids, decision, reason, project_id=resolve_project(store, project).id)
+        print_json({verb: n, "ids": ids}) if json_out else typer.echo(f"{verb} {n} row(s)")
+
     @rows.command("reject")
     def rows_reject(project: str, ids: list[int] = typer.Argument(..., help="Row ids."),
                     reason: str = typer.Option(None, help="Why (kept with the row)."),
                     json_out: bool = typer.Option(False, "--json")):
         """Reject rows: they leave training and every export, whatever runs later."""
-        from ..curation import decide
-
-        store = open_store()
-        p = resolve_project(store, project)
-        n = decide(store, ids, "rejected", reason, project_id=p.id)
-        print_json({"rejected": n, "ids": ids}) if json_out else typer.echo(f"rejected {n} row(s)")
+        _decide_rows(project, ids, "rejected", reason, "rejected", json_out)
 
     @rows.command("accept")
     def rows_accept(project: str, ids: list[int] = typer.Argument(..., help="Row ids."),
                     json_out: bool = typer.Option(False, "--json")):
         """Accept rows (also rows the plan filtered or that failed): they are trained on and exported."""
-        from ..curation import decide
-
-        store = open_store()
-        p = resolve_project(store, project)
-        n = decide(store, ids, "accepted", project_id=p.id)
-        print_json({"accepted": n, "ids": ids}) if json_out else typer.echo(f"accepted {n} row(s)")
+        _decide_rows(project, ids, "accepted", None, "accepted", json_out)
 
     @rows.command("reset")
     def rows_reset(project: str, ids: list[int] = typer.Argument(..., help="Row ids."),
                    json_out: bool = typer.Option(False, "--json")):
         """Drop your decision on rows: they show the latest transformation and its verdict again."""
-        from ..curation import decide
-
-        store = open_store()
-        p = resolve_project(store, project)
-        n = decide(store, ids, None, project_id=p.id)
-        print_json({"reset": n, "ids": ids}) if json_out else typer.echo(f"reset {n} row(s)")
+        _decide_rows(project, ids, None, None, "reset", json_out)
 
     @rows.command("edit")
     def rows_edit(project: str, row_id: int, input: str = typer.Option(None, "--input", help="New input text."),
