@@ -548,6 +548,8 @@ class EvalStage(Stage):
         st = env.store
         want = [f"base|{u}|{ex.index}" for u in ("mini_colors", "mini_reverse") for ex in bigbench.load_unit(u).test]
         done = st.done_units(job.id)
+        # unit keys are "variant|style|unit|index": the style (prompt format) is one per run here
+        done = {f"{k.split('|')[0]}|{k.split('|')[2]}|{k.split('|')[3]}" for k in done if k.count("|") == 3}
         res = st.list_eval_results()
         produced = len(set(want) & done)
         match = job.progress_done == len(want) == job.progress_total and len(res) == 2 \
