@@ -385,19 +385,18 @@ class Store:
         from . import curation
 
         rows = list(rows)
-        with self.tx() as c:
+        with self.tx() as c:  # the rows and the decisions they carry commit together
             curation.write_rows(c, project_id, rows)
-        for r in rows:
-            user = "edited" if r.status == "edited" else (
-                "rejected" if r.status == "rejected" and (r.reason or "").startswith(curation.USER_REJECTED) else None)
-            if user:
-                rid = self.query_one("SELECT id FROM rows WHERE project_id=? AND source=? AND dataset_id=? AND "
-                                     "config=? AND source_row_id=?", (project_id, r.source, r.dataset_id,
-                                                                      r.config or "", str(r.source_row_id)))[0]
-                with self.tx() as c:
-                    c.execute("UPDATE rows SET decision=?, decision_reason=?, status=?, reason=? WHERE id=?",
-                              (user, r.reason if user == "rejected" else None, user,
-                               r.reason if user == "rejected" else None, rid))
+            for r in rows:
+                user = "edited" if r.status == "edited" else (
+                    "rejected" if r.status == "rejected" and (r.reason or "").startswith(curation.USER_REJECTED)
+                    else None)
+                if user:
+                    reason = r.reason if user == "rejected" else None
+                    c.execute("UPDATE rows SET decision=?, decision_reason=?, status=?, reason=? WHERE project_id=? "
+                              "AND source=? AND dataset_id=? AND config=? AND source_row_id=?",
+                              (user, reason, user, reason, project_id, r.source, r.dataset_id, r.config or "",
+                               str(r.source_row_id)))
         return len(rows)
 
     def _row_filter(self, project_id: int, status: str | Iterable[str] | None = None,
