@@ -158,3 +158,32 @@ def test_offline_by_default_says_how_to_go_online(monkeypatch):
     monkeypatch.delenv("DATATUNE_HUB_ONLINE", raising=False)
     with pytest.raises(UserError, match="DATATUNE_HUB_ONLINE=1"):
         search_hub("movie")
+
+
+def test_search_accept_stream_transform_through_the_hub(hub, store):
+    """The whole online path: Hub search -> accepted candidate -> rows streamed -> offline template transform."""
+    from datatune_core.jobs import JobContext
+    from datatune_core.transform import TransformOptions
+    from datatune_core.transform_run import run_transform_job
+
+    words = ["wonderful", "dull", "moving", "awful", "brilliant", "tedious"]
+    rows = [{"review": f"A {words[i % 6]} film, review {i}.", "sentiment": "positive" if i % 2 == 0 else "negative"}
+            for i in range(24)]
+    hub.add_dataset("acme/movie-sentiment", {"data/train-00000.parquet": parquet_bytes(rows)}, downloads=5000)
+    pid = store.create_project("hub", "Classify the sentiment of the movie review as positive or negative.",
+                               [{"input": "I loved every minute.", "output": "positive"},
+                                {"input": "Two hours I will never get back.", "output": "negative"}])
+    rec = search_hub(store.get_project(pid).instruction)[0]
+    assert rec.id == "acme/movie-sentiment"
+    store.upsert_candidate(pid, rec.id, record=rec.to_dict(), config="default", decision="accepted", rerank_rank=1)
+    opts = TransformOptions(use_llm=False, target_size=10, probe_size=10, batch_size=8)
+    job = store.create_job("transform", opts.to_dict(), project_id=pid)
+    res = run_transform_job(JobContext(store=store, job=store.get_job(job)))
+    kept = store.list_rows(pid, status="kept", limit=100)
+    assert res["kept"] >= 10 and len(kept) >= 10, res
+    assert {r.dataset_id for r in kept} == {"acme/movie-sentiment"}
+    by_id = {f"train:{i}": r for i, r in enumerate(rows)}
+    for r in kept:  # each kept row is its streamed source row, transformed by the template
+        src = by_id[r.source_row_id]
+        assert src["review"] in r.input and r.output == src["sentiment"]
+    assert hub.requests("GET", "acme/movie-sentiment/resolve/")
