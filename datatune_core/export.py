@@ -250,34 +250,14 @@ def export_all(store: Any, project_id: int, adapter: str | None = None, root: st
 
 # ----------------------------------------------------------------------------- the Hub
 def hub_token() -> str | None:
-    tok = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if tok:
-        return tok
-    try:
-        from huggingface_hub import get_token
+    from .hub_push import hub_token as token
 
-        return get_token()
-    except Exception:
-        return None
+    return token()
 
 
-def push_to_hub(folder: str | Path, repo_id: str, repo_type: str = "dataset", private: bool = True) -> str:
-    """Upload an exported folder; needs a Hub token and DATATUNE_HUB_ONLINE=1. Returns the repo URL."""
-    from .config import load_settings
+def push_to_hub(folder: str | Path, repo_id: str, repo_type: str = "dataset", private: bool = True,
+                update: bool = False) -> str:
+    """Upload an exported folder (see `hub_push.push_folder`); needs a Hub token and DATATUNE_HUB_ONLINE=1."""
+    from .hub_push import push_folder
 
-    if repo_type not in ("dataset", "model"):
-        raise UserError("repo_type must be dataset or model.")
-    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo_id or ""):
-        raise UserError(f"{repo_id!r} is not a Hub repo id; use 'user/name'.")
-    token = hub_token()
-    if not token:
-        raise UserError("No Hugging Face token configured: set HF_TOKEN (or run `huggingface-cli login`) to push.")
-    if not load_settings().hub_online:
-        raise UserError("The Hub is off (offline mode). Set DATATUNE_HUB_ONLINE=1 to push.")
-    os.environ["HF_HUB_OFFLINE"] = "0"
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type)
-    return f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+    return push_folder(folder, repo_id, repo_type, private=private, update=update)["url"]

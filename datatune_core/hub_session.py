@@ -100,7 +100,7 @@ def _has_token() -> bool:
         return False
 
 
-def hub_message(e: BaseException, what: str, repo_id: str | None = None) -> str:
+def hub_message(e: BaseException, what: str, repo_id: str | None = None, kind: str = "dataset") -> str:
     """One plain sentence for a failed Hub call: what failed, why, and the fix. `what`: "search the Hub", ..."""
     from huggingface_hub import errors as he
 
@@ -110,7 +110,7 @@ def hub_message(e: BaseException, what: str, repo_id: str | None = None) -> str:
     kinds = tuple(type(x).__name__ for x in chain)
     missing = [x for x in chain if type(x).__name__ == "DatasetNotFoundError"]  # datasets' own wrapper
     if any(isinstance(x, he.GatedRepoError) for x in chain) or (missing and "gated" in str(missing[0])):
-        return (f"The dataset{name} is gated: its authors must grant you access first. Request access on its Hub "
+        return (f"The {kind}{name} is gated: its authors must grant you access first. Request access on its Hub "
                 "page, then set HF_TOKEN to a token of that account - or pick another candidate.")
     if code == 401 and _has_token():
         return ("The Hub refused the token (invalid or expired). Create a new token at "
@@ -120,7 +120,7 @@ def hub_message(e: BaseException, what: str, repo_id: str | None = None) -> str:
     if any(isinstance(x, he.RemoteEntryNotFoundError) for x in chain):
         return f"A file of{name} is missing on the Hub (it may have been moved); try again later or pick another."
     if any(isinstance(x, he.RepositoryNotFoundError) for x in chain) or code in (401, 404) or missing:
-        return (f"The Hub has no dataset{name} (renamed, deleted or private). Check the name; for a private one "
+        return (f"The Hub has no {kind}{name} (renamed, deleted or private). Check the name; for a private one "
                 "set HF_TOKEN to a token that can read it.")
     if code == 403:
         return (f"The Hub refused access to{name or ' this repo'} with this token. Use a token with the needed "
@@ -132,6 +132,10 @@ def hub_message(e: BaseException, what: str, repo_id: str | None = None) -> str:
     if any("Timeout" in k for k in kinds) or any(isinstance(x, TimeoutError) for x in chain):
         return (f"The Hub did not answer within {timeout_s():g} s, so DataTune could not {what}. Check the "
                 "connection, or raise DATATUNE_HUB_TIMEOUT.")
+    bad_card = next((x for x in chain if "Invalid metadata in README.md" in str(x)), None)
+    if bad_card is not None:
+        return (f"The Hub refused the card (README.md) of{name}: {' '.join(str(bad_card).split()[4:])[:200]} "
+                "Fix its YAML header and push again.")
     if any(isinstance(x, (json.JSONDecodeError, UnicodeDecodeError)) for x in chain) or \
             any("Malformed" in str(x) or "JSON" in str(x) for x in chain):
         return (f"The Hub's answer was not readable, so DataTune could not {what}. A proxy may be in the way; "

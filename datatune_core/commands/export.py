@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
     def dataset(project: str = typer.Option(..., "--project", "-p"),
                 dest: str = typer.Option("dataset", help="Folder name inside the export folder."),
                 root: str = typer.Option(None, help="Export folder (default DATATUNE_HOME/exports/<project>)."),
-                push: str = typer.Option(None, help="Also push to this Hub dataset repo (needs HF_TOKEN).")):
+                push: str = typer.Option(None, help="Also push to this Hub dataset repo (needs HF_TOKEN)."),
+                push_update: bool = typer.Option(False, help="Add a commit to the --push repo if it exists.")):
         """The curated rows as a Hugging Face dataset folder with a dataset card."""
         from ..export import export_dataset, push_to_hub
 
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
         out = export_dataset(store, resolve_project(store, project).id, dest, root)
         res = {"dataset": str(out)}
         if push:
-            res["url"] = push_to_hub(out, push, "dataset")
+            res["url"] = push_to_hub(out, push, "dataset", update=push_update)
         print_json(res)
 
     @sub.command("adapter")
@@ -39,7 +40,8 @@ def register(app: typer.Typer) -> None:
                 project: str = typer.Option(None, "--project", "-p"),
                 dest: str = typer.Option("adapter", help="Folder name inside the export folder."),
                 root: str = typer.Option(None, help="Export folder (default DATATUNE_HOME/exports/<project>)."),
-                push: str = typer.Option(None, help="Also push to this Hub model repo (needs HF_TOKEN).")):
+                push: str = typer.Option(None, help="Also push to this Hub model repo (needs HF_TOKEN)."),
+                push_update: bool = typer.Option(False, help="Add a commit to the --push repo if it exists.")):
         """The LoRA adapter with a model card (training settings, BIG-bench base vs fine-tuned)."""
         from ..errors import UserError
         from ..export import export_adapter, latest_adapter, push_to_hub
@@ -52,7 +54,7 @@ def register(app: typer.Typer) -> None:
         out = export_adapter(store, src, dest, root, project_id=pid)
         res = {"adapter": str(out)}
         if push:
-            res["url"] = push_to_hub(out, push, "model")
+            res["url"] = push_to_hub(out, push, "model", update=push_update)
         print_json(res)
 
     @sub.command("recipe")

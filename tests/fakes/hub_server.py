@@ -3,7 +3,7 @@
 Speaks the wire format the real `huggingface_hub` and `datasets` clients use, so they talk to it via `HF_ENDPOINT`:
 dataset search (GET /api/datasets), repo info (/api/{datasets,models}/ID[/revision/REV]), file listing
 (/tree/REV[/PATH], POST /paths-info/REV), file download with HEAD + byte ranges (/[datasets/]ID/resolve/REV/PATH),
-`whoami-v2`, and the upload protocol: POST /api/repos/create, /preupload/REV, the git-LFS batch endpoint
+`whoami-v2`, and the upload protocol: POST /api/validate-yaml (the card's metadata), POST /api/repos/create, /preupload/REV, the git-LFS batch endpoint
 (/[datasets/]ID.git/info/lfs/objects/batch, "basic" transfer to PUT /lfs-upload/OID) and the NDJSON /commit/REV.
 Xet storage is not spoken: clients must run with HF_HUB_DISABLE_XET (the LFS path), see docs/guide/hub.md.
 
@@ -121,7 +121,7 @@ class HubServer(LoopbackServer):
     thread_name = "hub-server"
 
     def __init__(self, *, token: str | None = "hf_test_token", user: str = "tester", slow_s: float = 3.0,
-                 lfs_threshold: int = 1024, host: str = "127.0.0.1", port: int = 0):
+                 lfs_threshold: int = 10 * 1024 * 1024, host: str = "127.0.0.1", port: int = 0):
         super().__init__(self._handler_class(), host=host, port=port)
         self.token, self.user, self.slow_s, self.lfs_threshold = token, user, slow_s, lfs_threshold
         self.repos: dict[tuple[str, str], Repo] = {}
@@ -256,6 +256,8 @@ class HubServer(LoopbackServer):
                 return 401
             return self._json(h, 200, {"type": "user", "name": self.user, "orgs": [],
                                        "auth": {"type": "access_token", "accessToken": {"role": "write"}}}, malformed)
+        if path == "/api/validate-yaml" and method == "POST":
+            return self._validate_yaml(h, json.loads(body or b"{}"), malformed)
         if path == "/api/datasets" and method == "GET":
             return self._search(h, q, malformed)
         if path == "/api/repos/create" and method == "POST":
@@ -403,9 +405,21 @@ class HubServer(LoopbackServer):
         if (rtype, rid) in self.repos:
             h._error(409, "You already created this model repo", headers={"content-type": "application/json"})
             return 409
-        self.repos[(rtype, rid)] = Repo(rid, rtype, private=bool(body.get("private")))
+        private = bool(body.get("private")) or body.get("visibility") == "private"
+        self.repos[(rtype, rid)] = Repo(rid, rtype, private=private)
         return self._json(h, 200, {"url": url, "name": rid, "id": hashlib.md5(rid.encode()).hexdigest()[:24]},
                           malformed)
+
+    def _validate_yaml(self, h: Any, body: dict, malformed: bool) -> int:
+        import yaml
+
+        m = re.match(r"---\n(.*?)\n---", body.get("content") or "", re.S)
+        try:
+            meta = yaml.safe_load(m.group(1)) if m else {}
+        except yaml.YAMLError as e:
+            return self._json(h, 400, {"errors": [{"message": f"YAML: {str(e).splitlines()[0]}"}], "warnings": []})
+        warn = [] if meta else [{"message": "empty or missing yaml metadata in repo card"}]
+        return self._json(h, 200, {"errors": [], "warnings": warn}, malformed)
 
     def _lfs_batch(self, h: Any, rtype: str, rid: str, body: dict, token: str | None) -> int:
         if token != self.token:
