@@ -43,6 +43,7 @@ JOB_KINDS: dict[str, str] = {
     "train": "datatune_core.train:run_train_job",
     "evaluate": "datatune_core.evaluate:run_eval_job",
     "quality": "datatune_core.quality:run_quality_job",
+    "export_model": "datatune_core.model_export_job:run_model_export_job",
 }
 
 

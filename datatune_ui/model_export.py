@@ -1,5 +1,6 @@
-"""The "Model for local runtimes" part of the Evaluate & Export page: merged folder or GGUF + Ollama Modelfile with a
-progress bar, the check's result and the card, and a Hub push when a token is set and the Hub is switched on."""
+"""The "Model for local runtimes" part of the Evaluate & Export page: merged folder or GGUF + Ollama Modelfile as a
+background job (progress, cancel, resume: `datatune_core.model_export_job`), the check's result and the card, and a
+Hub push (a job too) when a token is set and the Hub is switched on."""
 
 from __future__ import annotations
 
@@ -9,24 +10,20 @@ from typing import Any
 import streamlit as st
 
 from .errors import guard
+from .state import get_store
 
 FORMAT_LABELS = {"merged": "Merged Hugging Face folder (transformers, vLLM)",
                  "gguf": "GGUF + Ollama Modelfile (llama.cpp, Ollama, LM Studio)"}
 
 
-def _export(store: Any, pid: int, adapter: str, fmt: str, outtype: str) -> dict:
-    from datatune_core.export import export_root
-    from datatune_core.model_export import export_model
+def _latest(pid: int, export: bool) -> Any:
+    """The project's latest export job (export=True) or push-only job (export=False)."""
+    from datatune_core.model_export_job import KIND
 
-    bar = st.progress(0.0, text="Exporting...")
-
-    def progress(done: int, total: int, what: str) -> None:
-        bar.progress(min(1.0, done / max(1, total)), text=f"{done}/{total}: {what}")
-
-    res = export_model(adapter, export_root(store, pid) / f"model-{fmt}", fmt, outtype=outtype, progress=progress)
-    bar.progress(1.0, text="Done")
-    store.add_artifact(pid, f"export-model-{fmt}", res["path"], {"source": adapter, "check": res["check"]})
-    return res
+    for j in get_store().list_jobs(pid, limit=200):
+        if j.kind == KIND and bool(j.config.get("export", True)) == export:
+            return j
+    return None
 
 
 def export_panel(store: Any, pid: int, adapters: list[dict]) -> None:
@@ -41,10 +38,21 @@ def export_panel(store: Any, pid: int, adapters: list[dict]) -> None:
     outtype = c2.selectbox("GGUF type", ["f16", "q8_0", "f32"], key=f"dt_mtype_{pid}", disabled=fmt != "gguf",
                            help="f16: half the size of the fp32 weights, same answers; q8_0: a quarter, close.")
     key = f"dt_mexp_{pid}"
-    if c3.button("Export the model", icon=":material/deployed_code:", key=key):
+    if c3.button("Export the model", icon=":material/deployed_code:", key=key,
+                 help="Runs as a background job: you can leave the page, cancel it, or resume it later."):
         with guard("Could not export the model"):
-            st.session_state[f"{key}_res"] = _export(store, pid, adapters[0]["path"], fmt, outtype)
-    res = st.session_state.get(f"{key}_res")
+            from datatune_core.export import export_root
+            from datatune_core.model_export_job import start_model_export
+
+            start_model_export(store, pid, adapters[0]["path"], fmt, dest=export_root(store, pid) / f"model-{fmt}",
+                               outtype=outtype)
+    job = _latest(pid, export=True)
+    if job is None:
+        return
+    from .widgets import job_panel
+
+    job = job_panel(job.id, key=f"{key}_job")
+    res = job.result if job.status == "done" else None
     if not res:
         return
     chk = res["check"]
@@ -58,12 +66,12 @@ def export_panel(store: Any, pid: int, adapters: list[dict]) -> None:
     if res.get("modelfile"):
         with st.expander("Ollama Modelfile"):
             st.code(Path(res["modelfile"]).read_text(encoding="utf-8"))
-    _hub(res["path"], key)
+    _hub(pid, res["path"], job.config["format"], key)
 
 
-def _hub(folder: str, key: str) -> None:
+def _hub(pid: int, folder: str, fmt: str, key: str) -> None:
     from datatune_core.config import load_settings
-    from datatune_core.export import hub_token, push_to_hub
+    from datatune_core.export import hub_token
 
     if not hub_token():
         st.caption(":material/cloud_off: To share it on the Hugging Face Hub, set HF_TOKEN before starting the app.")
@@ -75,8 +83,20 @@ def _hub(folder: str, key: str) -> None:
     with st.form(f"{key}_hub", border=False):
         repo = st.text_input("Hub repo", placeholder="your-name/model-name", key=f"{key}_repo")
         private = st.checkbox("Private", value=True, key=f"{key}_private")
+        update = st.checkbox("Add to the existing repo", value=False, key=f"{key}_update",
+                             help="Only if a repo of this name is already yours: the export becomes a new commit.")
         go = st.form_submit_button("Push to the Hub", icon=":material/cloud_upload:",
                                    help="Uploads the folder shown above, with the model card you previewed.")
     if go:
         with guard("Could not push to the Hub"):
-            st.success(f"Pushed: {push_to_hub(folder, repo.strip(), 'model', private=private)}")
+            from datatune_core.model_export_job import start_model_export
+
+            start_model_export(get_store(), pid, None, fmt, dest=folder, push=repo.strip(), private=private,
+                               update=update, export=False)
+    job = _latest(pid, export=False)
+    if job is not None and job.config.get("dest") == str(Path(folder).resolve()):
+        from .widgets import job_panel
+
+        job = job_panel(job.id, key=f"{key}_push")
+        if job.status == "done" and (job.result or {}).get("url"):
+            st.success(f"Pushed: {job.result['url']}")

@@ -85,34 +85,69 @@ def register(app: typer.Typer) -> None:
               dest: str = typer.Option(None, help="Folder name inside the export folder (default model-FORMAT)."),
               root: str = typer.Option(None, help="Export folder (default DATATUNE_HOME/exports/<project>)."),
               prompt: list[str] = typer.Option(None, "--prompt", help="Prompts for the greedy-answer check."),
-              push: str = typer.Option(None, help="Also push to this Hub model repo (needs HF_TOKEN).")):
-        """The fine-tuned model for local runtimes: merged HF folder or GGUF, checked by greedy answers."""
+              push: str = typer.Option(None, help="Also push to this Hub model repo (needs HF_TOKEN)."),
+              push_update: bool = typer.Option(False, help="Add a commit to the --push repo if it exists."),
+              background: bool = typer.Option(False, help="Start the job and return its id at once.")):
+        """The fine-tuned model for local runtimes: merged HF folder or GGUF, checked by greedy answers (a job)."""
         from ..errors import UserError
-        from ..export import export_root, latest_adapter, push_to_hub, safe_path
-        from ..model_export import FORMATS, export_model
+        from ..export import export_root, latest_adapter, safe_path
+        from ..model_export_job import KIND, export_config, start_model_export
 
-        if fmt not in FORMATS:
-            raise UserError(f"Export format must be merged or gguf (got {fmt!r}).")
         store = open_store()
         pid = resolve_project(store, project).id if project else None
         src = adapter or (latest_adapter(store, pid) if pid is not None else None)
-        if not src:
-            raise UserError("No adapter: pass --adapter PATH, or train the project first (`datatune train -p P`).")
         if root is None and pid is None:
             raise UserError("Pass --root DIR (or --project P) to say where the model is exported.")
         out = safe_path(root or export_root(store, pid), dest or f"model-{fmt}")
-        with typer.progressbar(length=1, label=f"Exporting ({fmt})", file=sys.stderr) as bar:
-            state = {"done": 0}
+        kw = dict(dest=out, outtype=gguf_type, base=base, prompts=list(prompt or []) or None, push=push,
+                  update=push_update)
+        if background:  # a worker process: the export goes on after this command returns
+            job_id = start_model_export(store, pid, src, fmt, **kw)
+            typer.echo(f"Started export job {job_id}; follow it with `datatune jobs logs {job_id}`.", err=True)
+            print_json({"job_id": job_id, "status": "running"})
+            return
+        job_id = store.create_job(KIND, export_config(src, fmt, **kw), project_id=pid)
+        job = follow_with_bar(store, job_id, f"Exporting ({fmt})")
+        if job.status != "done":
+            raise UserError(f"The export {job.status}: {job.error or job.message or 'no details'} "
+                            f"(resume with `datatune jobs resume {job_id}`).")
+        print_json({"job_id": job_id, **(job.result or {})})
 
-            def progress(done: int, total: int, what: str) -> None:
-                bar.length = total
-                bar.update(done - state["done"])
-                state["done"] = done
 
-            res = export_model(src, out, fmt, outtype=gguf_type, base=base, prompts=list(prompt or []) or None,
-                               progress=progress)
-        if pid is not None:
-            store.add_artifact(pid, f"export-model-{fmt}", res["path"], {"source": str(src), "check": res["check"]})
-        if push:
-            res["url"] = push_to_hub(res["path"], push, "model")
-        print_json(res)
+def follow_with_bar(store, job_id: int, label: str):
+    """Run the job in this process (a thread, with the job runner) and show a progress bar on stderr until it ends;
+    Ctrl-C cancels it (nothing half written is left) and `datatune jobs resume ID` continues it."""
+    import threading
+    import time
+
+    from .. import jobs as J
+    from ..store import Store
+
+    def work() -> None:
+        s = Store(store.db_path)
+        try:
+            J.run_job(s, job_id)
+        finally:
+            s.close()
+
+    runner = threading.Thread(target=work, name=f"export-job-{job_id}", daemon=True)
+    runner.start()
+    shown = 0
+    try:
+        with typer.progressbar(length=1, label=label, file=sys.stderr) as bar:
+            while True:
+                job = store.get_job(job_id)
+                if job.progress_total and job.progress_total != bar.length:
+                    bar.length, shown = job.progress_total, 0
+                    bar.pos = 0
+                if job.progress_done > shown:
+                    bar.update(job.progress_done - shown)
+                    shown = job.progress_done
+                if not runner.is_alive():
+                    return store.get_job(job_id)
+                runner.join(0.3)
+    except KeyboardInterrupt:
+        J.cancel_job(store, job_id)
+        typer.echo(f"Cancelling export job {job_id}; resume it with `datatune jobs resume {job_id}`.", err=True)
+        runner.join(120)
+        return store.get_job(job_id)

@@ -1,5 +1,5 @@
 """Evaluate & Export page: the Try it box answers with base and tuned side by side; the model export button writes a
-GGUF with its Modelfile and card (tiny model trained here)."""
+GGUF with its Modelfile and card, as a background job (tiny model trained here)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def test_try_it_and_export_model(app_home, store, tiny_adapter):
     [s for s in at.selectbox if s.label == "GGUF type"][0].set_value("f32").run()
     button(at, "Export the model").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    (job,) = [j for j in store.list_jobs(pid) if j.kind == "export_model"]  # a background job, shown live
+    assert "export_model" in texts(at)
+    from datatune_core.jobs import wait_job
+
+    assert wait_job(store, job.id, timeout_s=300).status == "done"
+    at = open_app(EVAL, project=pid)  # a later visit shows the finished export
     ok = " ".join(s.value for s in at.success)
     assert "Wrote" in ok
     folder = Path(ok.split("Wrote ", 1)[1].strip())

@@ -495,6 +495,8 @@ try:  # the pytest fixture (import it into a test module or conftest to use it)
                 monkeypatch.delenv(k, raising=False)
             monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
             monkeypatch.setattr(hc, "HF_HUB_DISABLE_XET", True)
+            monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")  # and for job workers started from the test
+            monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
             monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
             monkeypatch.setattr(hc, "HF_TOKEN_PATH", str(tmp_path / "hf-token"))
             monkeypatch.setattr(dc, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
