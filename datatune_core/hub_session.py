@@ -4,7 +4,8 @@
 imports them offline (config.py). `online()` sets them for the duration of one Hub call (search, a row stream, a
 push) from the environment as it is *now* - HF_ENDPOINT (a mirror, or the scripted test Hub), DATATUNE_HUB_TIMEOUT
 (seconds per request, default 10) - bounds the streaming retries (`datasets` would otherwise retry a lost shard 20
-times, up to 60 s apart), and restores the previous values afterwards.
+times, up to 60 s apart), and restores the previous values when the last concurrent user leaves (threads share
+these process-wide values, so overlapping calls keep them online until all are done).
 
 `hub_message(error, what, repo_id)` turns a client error into one sentence naming the fix (no class names, no codes).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,25 +53,35 @@ def _settings(ep: str, t: float) -> dict[tuple[Any, str], Any]:
             (dc, "STREAMING_READ_RATE_LIMIT_RETRY_INTERVAL"): STREAM_RETRY_S}
 
 
+_LOCK = threading.Lock()
+_ACTIVE = {"n": 0, "saved": {}, "env": {}}  # nested / concurrent uses: the first sets, the last restores
+
+
 @contextmanager
 def online() -> Iterator[None]:
     """The Hub clients online against `endpoint()` with `timeout_s()`, for the duration of the block."""
     wanted = _settings(endpoint(), timeout_s())
-    saved = {k: getattr(k[0], k[1], None) for k in wanted}
-    env_saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-    for (mod, name), value in wanted.items():
-        setattr(mod, name, value)
-    os.environ.update({"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"})
+    with _LOCK:
+        if _ACTIVE["n"] == 0:
+            _ACTIVE["saved"] = {k: getattr(k[0], k[1], None) for k in wanted}
+            _ACTIVE["env"] = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+        _ACTIVE["n"] += 1
+        for (mod, name), value in wanted.items():
+            setattr(mod, name, value)
+        os.environ.update({"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"})
     try:
         yield
     finally:
-        for (mod, name), value in saved.items():
-            setattr(mod, name, value)
-        for k, v in env_saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        with _LOCK:
+            _ACTIVE["n"] -= 1
+            if _ACTIVE["n"] == 0:
+                for (mod, name), value in _ACTIVE["saved"].items():
+                    setattr(mod, name, value)
+                for k, v in _ACTIVE["env"].items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
 
 
 def _status(e: BaseException) -> int | None:

@@ -187,3 +187,18 @@ def test_search_accept_stream_transform_through_the_hub(hub, store):
         src = by_id[r.source_row_id]
         assert src["review"] in r.input and r.output == src["sentiment"]
     assert hub.requests("GET", "acme/movie-sentiment/resolve/")
+
+
+def test_overlapping_hub_calls_stay_online_until_the_last_ends(hub):
+    import huggingface_hub.constants as hc
+
+    from datatune_core.hub_session import online
+
+    before = hc.HF_HUB_OFFLINE
+    rows = iter_hub_rows(_one(hub), "en", limit=2)  # a stream held open (as a transform batch does)
+    assert next(rows)[0] == "train:0" and hc.HF_HUB_OFFLINE is False
+    with online():
+        pass  # another call starts and ends meanwhile
+    assert hc.HF_HUB_OFFLINE is False and next(rows)[0] == "train:1"
+    rows.close()
+    assert hc.HF_HUB_OFFLINE == before
