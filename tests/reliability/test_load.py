@@ -190,14 +190,19 @@ def test_five_browser_sessions_during_a_transform_job_and_a_server_kill(env, tmp
         while st.get_job(job_id).status in ("queued", "running"):
             observe()
             done = st.get_job(job_id).progress_done
-            if not killed and done >= n // 3 and all(seen):  # the server dies mid-job; the worker must not notice
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(10)
-                killed = True
-                server = _streamlit(port, senv)
-                _healthy(port)
-                for d in drivers:
-                    d.get(url)
+            if not killed and done >= n // 3:
+                # Hold the job mid-way (slower replies, still under the client timeout) until every session has
+                # shown the live count, so a loaded machine cannot let the job finish before the kill.
+                env.srv.latency_s = 4.0
+                if all(seen):  # the server dies mid-job; the worker must not notice
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait(10)
+                    killed = True
+                    server = _streamlit(port, senv)
+                    _healthy(port)
+                    env.srv.latency_s = 0.3
+                    for d in drivers:
+                        d.get(url)
             time.sleep(0.5)
         job = jobs.wait_job(st, job_id, timeout_s=120)
         assert killed, "the job ended before the server could be killed mid-job"
