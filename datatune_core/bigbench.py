@@ -85,7 +85,7 @@ class BigBenchUnit:
 
 # ----------------------------------------------------------------------------- text normalisation
 # the shared normalisation lives in leakage.py (the one leakage guard); re-exported here for older callers
-from .leakage import normalize_text, text_hash  # noqa: E402,F401
+from .text import normalize_text, text_hash  # noqa: E402,F401
 
 
 # ----------------------------------------------------------------------------- reading

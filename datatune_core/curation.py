@@ -25,9 +25,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from .bigbench import text_hash
 from .errors import UserError
-from .validate import FAILURE_CODES, reason_code
+from .reasons import FAILURE_CODES, reason_code
+from .text import text_hash
 
 MACHINE_STATUSES = ("kept", "rejected", "filtered")
 DECISIONS = ("accepted", "rejected", "edited")

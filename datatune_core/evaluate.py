@@ -254,7 +254,7 @@ def training_rows_of(adapter: str | Path | None) -> list[dict] | None:
     """The rows an adapter was trained on (written by training next to it), or None for older adapters."""
     import gzip
 
-    from .train import TRAINING_ROWS
+    from .models import TRAINING_ROWS
 
     p = Path(adapter) / TRAINING_ROWS if adapter else None
     if p is None or not p.is_file():

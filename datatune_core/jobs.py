@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import user_facing
 from .store import Job, Store
 
 HEARTBEAT_S = 2.0
@@ -54,6 +55,7 @@ class JobPaused(Exception):
     """Raised inside a job to stop it in a resumable state (e.g. budget reached)."""
 
 
+@user_facing
 class JobError(RuntimeError):
     """A job cannot be started or resumed; the message says why."""
 

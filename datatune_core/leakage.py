@@ -23,38 +23,24 @@ leak too ("family").
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import UserError
+from .text import normalize_text, text_hash  # noqa: F401  (re-used here; defined once in text.py)
 
 MIN_CONTAIN_WORDS = 5  # shorter test inputs only match exactly (or as a whole segment)
 NEAR_THRESHOLD = 0.7
 NUM_PERM = 64
 MIN_NEAR_WORDS = 5
 
-_PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)
 _WS = re.compile(r"\s+", re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _OPTIONS = re.compile(r"\n\s*(?:options|choices|answer choices|possible answers)\s*:", re.I)
 _CHOICE_LINE = re.compile(r"^\s*(?:choice\s*:|[-*\u2022]\s|\(?[a-hA-H1-9]\)\s|[a-hA-H][.)]\s)")
 _LABEL = re.compile(r"^\s*(?:q|question|input|context|premise|text|sentence|passage|statement)\s*:\s*", re.I)
-
-
-def normalize_text(s: str) -> str:
-    """NFKC, casefold, collapse whitespace, strip punctuation at both ends."""
-    s = unicodedata.normalize("NFKC", s or "").casefold()
-    s = _WS.sub(" ", s).strip()
-    return _PUNCT_EDGES.sub("", s).strip()
-
-
-def text_hash(s: str) -> str:
-    """A stable hash of `normalize_text(s)` (sha1 hex) used by all leakage guards."""
-    return hashlib.sha1(normalize_text(s).encode("utf-8")).hexdigest()
 
 
 def segments(text: str) -> list[str]:

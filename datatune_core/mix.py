@@ -211,3 +211,36 @@ def export_rows(store, project_id: int, path: str | Path, fmt: str = "jsonl", op
         ds.save_to_disk(str(target))
     store.add_artifact(project_id, f"export-{fmt}", str(target), {"rows": len(ds)})
     return target
+
+
+def read_rows_file(path: str | Path) -> list[dict]:
+    """Rows with `input` and `output` from JSONL/JSON/CSV/TSV/Parquet (or a `save_to_disk` folder)."""
+    import pandas as pd
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"Training data {p} does not exist.")
+    suffix = p.suffix.lower()
+    try:
+        if p.is_dir():
+            import datasets
+
+            df = datasets.load_from_disk(str(p)).to_pandas()
+        elif suffix in (".jsonl", ".ndjson"):
+            df = pd.read_json(p, lines=True)
+        elif suffix == ".json":
+            df = pd.read_json(p)
+        elif suffix in (".csv", ".tsv"):
+            df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(p)
+        else:
+            raise UserError(f"Unsupported training file {p.name}: use .jsonl, .json, .csv, .tsv or .parquet.")
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"Could not read {p}: {e}. Expected rows with 'input' and 'output' columns.") from e
+    missing = {"input", "output"} - set(df.columns)
+    if missing:
+        raise UserError(f"{p.name} lacks column(s) {sorted(missing)}; rows need 'input' and 'output'.")
+    return [{"input": str(r["input"]), "output": str(r["output"])} for r in df.to_dict("records")]

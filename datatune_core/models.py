@@ -28,6 +28,7 @@ from .errors import UserError
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TRAINING_META = "datatune_training.json"  # written next to an adapter by training
+TRAINING_ROWS = "datatune_training_rows.jsonl.gz"  # the rows an adapter learned from, for evaluation's leakage guard
 DEFAULT_ALIASES = {None, "", "default", "smollm2", DEFAULT_MODEL_NAME.lower()}
 
 

@@ -9,6 +9,13 @@ from __future__ import annotations
 import ast
 import re
 
+FAILURE_CODES = frozenset({"invalid_json", "llm_error", "template_error", "empty_field"})  # failures, not filters
+
+
+def reason_code(reason: str | None) -> str | None:
+    return reason.split(":", 1)[0] if reason else None
+
+
 SENTENCES = {
     "invalid_json": "The language model's reply could not be read as an example (no input and output in it).",
     "llm_error": "The language model did not answer this row (the call failed after retries).",

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import default_home
+from .errors import user_facing
 from .migrations import MIGRATIONS
 
 
+@user_facing
 class StoreError(RuntimeError):
     """The workspace cannot be used; the message names the path and the fix."""
 

@@ -169,7 +169,7 @@ def from_upload(store: Any, pid: int, path: str | Path, force: bool = False) -> 
     """The test set from a JSONL/JSON/CSV/Parquet file with input and output (and optional choices)."""
     import pandas as pd
 
-    from .train import read_rows_file
+    from .mix import read_rows_file
 
     base = read_rows_file(path)
     extra: list[Any] = [None] * len(base)

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .models import TRAINING_META
+from .mix import read_rows_file  # noqa: F401
+from .models import TRAINING_META, TRAINING_ROWS  # noqa: F401
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the DataTune paper: QLoRA, r 8, alpha 16, lr 1e-4, 3 epochs, AdamW (grid lr {5e-5,1e-4} x alpha {16,24})
@@ -140,39 +141,6 @@ class LoraTrainConfig:
 
 
 # ----------------------------------------------------------------------------- data
-def read_rows_file(path: str | Path) -> list[dict]:
-    """Rows with `input` and `output` from JSONL/JSON/CSV/TSV/Parquet (or a `save_to_disk` folder)."""
-    import pandas as pd
-
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise UserError(f"Training data {p} does not exist.")
-    suffix = p.suffix.lower()
-    try:
-        if p.is_dir():
-            import datasets
-
-            df = datasets.load_from_disk(str(p)).to_pandas()
-        elif suffix in (".jsonl", ".ndjson"):
-            df = pd.read_json(p, lines=True)
-        elif suffix == ".json":
-            df = pd.read_json(p)
-        elif suffix in (".csv", ".tsv"):
-            df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-        elif suffix == ".parquet":
-            df = pd.read_parquet(p)
-        else:
-            raise UserError(f"Unsupported training file {p.name}: use .jsonl, .json, .csv, .tsv or .parquet.")
-    except UserError:
-        raise
-    except Exception as e:
-        raise UserError(f"Could not read {p}: {e}. Expected rows with 'input' and 'output' columns.") from e
-    missing = {"input", "output"} - set(df.columns)
-    if missing:
-        raise UserError(f"{p.name} lacks column(s) {sorted(missing)}; rows need 'input' and 'output'.")
-    return [{"input": str(r["input"]), "output": str(r["output"])} for r in df.to_dict("records")]
-
-
 def project_rows(store: Any, project_id: int) -> list[dict]:
     """The project's curated rows (kept + edited; the project's source mix when one is set, see mix.py), with
     their row id and source dataset (for the leakage guard's family check)."""
@@ -579,7 +547,6 @@ class LoraTrainer:
 
 
 # ----------------------------------------------------------------------------- one-call API and the job
-TRAINING_ROWS = "datatune_training_rows.jsonl.gz"  # the rows an adapter learned from, for evaluation's leakage guard
 
 
 def write_adapter(src: str | Path, dest: str | Path, meta: dict, rows: list[dict] | None = None) -> Path:

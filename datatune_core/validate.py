@@ -33,19 +33,15 @@ from dataclasses import asdict, dataclass
 from datasketch import MinHash, MinHashLSH
 
 from .bigbench import normalize_text, text_hash
+from .reasons import FAILURE_CODES, reason_code  # noqa: F401  (the row reason codes live in reasons.py)
 
 REASON_CODES = ("invalid_json", "llm_error", "null_row", "template_error", "empty_field", "label_not_in_space",
                 "copied_demo", "too_long", "exact_duplicate", "near_duplicate", "eval_overlap")
 # System failures: the transformation itself went wrong (they count toward the per-dataset failure-rate stop and
 # `retry-failed` re-runs them). Every other code is a rule of the plan or the task (irrelevant row, label space,
 # length, demo copy, duplicate, evaluation overlap): such rows are *filtered*, counted apart, and never trip the stop.
-FAILURE_CODES = frozenset({"invalid_json", "llm_error", "template_error", "empty_field"})
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def reason_code(reason: str | None) -> str | None:
-    return reason.split(":", 1)[0] if reason else None
 
 
 @dataclass

@@ -19,21 +19,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .base import LLMRequest, Provider, ProviderReply, Usage
+from .base import LLMRequest, Provider, ProviderReply, Usage, request_text
 
 
 def approx_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4) if text else 0
-
-
-def request_text(req: LLMRequest) -> str:
-    parts = [req.system or "", req.shared_prefix or ""]
-    for m in req.messages:
-        c = m.get("content")
-        parts.append(c if isinstance(c, str) else json.dumps(c, ensure_ascii=False))
-    if req.schema is not None:
-        parts.append(json.dumps(req.schema_json()))
-    return "\n".join(p for p in parts if p)
 
 
 class ScriptedProvider(Provider):
