@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import user_facing
+from datatune_core.errors import user_facing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

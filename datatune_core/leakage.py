@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import UserError
-from .text import normalize_text, text_hash  # noqa: F401  (re-used here; defined once in text.py)
+from datatune_core.errors import UserError
+from datatune_core.text import normalize_text, text_hash  # noqa: F401  (re-used here; defined once in text.py)
 
 MIN_CONTAIN_WORDS = 5  # shorter test inputs only match exactly (or as a whole segment)
 NEAR_THRESHOLD = 0.7
@@ -193,7 +193,7 @@ class LeakIndex:
 # ----------------------------------------------------------------------------- test sets and families
 def unit_test_texts(unit: str, root: str | None = None) -> list[str]:
     """A BIG-bench unit's test inputs as guards see them (choice-only units: the choices)."""
-    from . import bigbench
+    from datatune_core.benchmark import bigbench
 
     return bigbench.test_inputs(unit, root)
 
@@ -205,7 +205,7 @@ def _unit_index(unit: str, root: str | None, mtime: float) -> LeakIndex:
 
 def index_for_unit(unit: str, root: str | None = None) -> LeakIndex:
     """The (cached) LeakIndex of a unit's test inputs."""
-    from . import bigbench
+    from datatune_core.benchmark import bigbench
 
     d = bigbench.root_dir(root)
     return _unit_index(unit, str(d), (d / "splits.json").stat().st_mtime)
@@ -214,7 +214,7 @@ def index_for_unit(unit: str, root: str | None = None) -> LeakIndex:
 @lru_cache(maxsize=1)
 def _catalog_families() -> dict[str, str]:
     try:
-        from .catalog import load_catalogs
+        from datatune_core.catalog.records import load_catalogs
 
         return {r.id: r.family for r in load_catalogs().records if r.family}
     except Exception:  # no catalog: only bigbench/<task> ids can be placed
@@ -232,7 +232,7 @@ def family_of(dataset_id: str | None) -> str | None:
 
 def family_leaks(rows: Sequence[dict], units: Sequence[str], root: str | None = None) -> list[Leak]:
     """Rows whose source dataset (`dataset_id`) is in an evaluation unit's excluded families."""
-    from . import bigbench
+    from datatune_core.benchmark import bigbench
 
     out = []
     for u in units:

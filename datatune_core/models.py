@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import default_home, load_settings
-from .errors import UserError
+from datatune_core.config import default_home, load_settings
+from datatune_core.errors import UserError
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

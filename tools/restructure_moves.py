@@ -216,7 +216,13 @@ def rewrite_python(text: str, path: Path, r: Resolver) -> str:
 API = {"Project", "search", "transform", "train", "evaluate", "export"}  # datatune_core's public functions
 
 
+KEEP = "restructure: keep"  # a line with this marker keeps its old paths (e.g. the mapping of old job kinds)
+
+
 def rewrite_text(text: str, r: Resolver) -> str:
+    if KEEP in text:
+        return "".join(line if KEEP in line else rewrite_text(line, r) for line in text.splitlines(keepends=True))
+
     def dotted(m: re.Match) -> str:
         s = m.group(0)
         if s.count(".") == 1 and s.split(".")[1] in API and text[m.end():m.end() + 1] == "(":
@@ -260,6 +266,7 @@ def ensure_package(d: Path) -> None:
     while d != ROOT / PKG and d.is_relative_to(ROOT / PKG):
         init = d / "__init__.py"
         if not init.exists():
+            d.mkdir(parents=True, exist_ok=True)
             init.write_text(f'"""{d.name}."""\n')
             subprocess.run(["git", "add", str(init)], check=True, cwd=ROOT)
         d = d.parent

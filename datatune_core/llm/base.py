@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from ..errors import user_facing
-from ..jobs import JobPaused
+from datatune_core.errors import user_facing
+from datatune_core.jobs import JobPaused
 
 
 @user_facing

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_train_evaluate_export_in_the_browser(studio):
-    from datatune_core import bigbench
+    from datatune_core.benchmark import bigbench
     from datatune_core.store import RowRecord
 
     app, b, store, srv = studio
