@@ -172,7 +172,7 @@ def rewrite_python(text: str, path: Path, r: Resolver) -> str:
             groups: dict[str, list[tuple[str, str | None]]] = {}
             for a in node.names:
                 sub = f"{mod}.{a.name}"
-                if a.name != "*" and r.is_module(sub) and r.resolve(sub) != sub:
+                if a.name != "*" and r.is_module(sub):  # `from pkg import module`
                     new = r.resolve(sub)
                     parent, last = new.rsplit(".", 1)
                     groups.setdefault(parent, []).append((last, a.asname or (a.name if last != a.name else None)))
@@ -184,6 +184,7 @@ def rewrite_python(text: str, path: Path, r: Resolver) -> str:
             if len(groups) == 1 and not node.level:  # keep the statement's own formatting when only the module moves
                 (m,) = groups
                 if m == mod and all(n == a.name for (n, _), a in zip(groups[m], node.names)):
+                    edits.append((start, end, old_src))  # unchanged, and protected from the text pass
                     continue
                 if all(n == a.name for (n, _), a in zip(groups[m], node.names)):
                     new_src = re.sub(rf"^from\s+{re.escape(mod)}\b", f"from {m}", old_src)
