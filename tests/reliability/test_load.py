@@ -156,8 +156,8 @@ def test_five_browser_sessions_during_a_transform_job_and_a_server_kill(env, tmp
         pytest.skip("chromium / chromedriver not installed")
     pytest.importorskip("selenium")
     from datatune_core import jobs
-    from datatune_core.transform import TransformOptions
-    from datatune_core.transform_run import start_transform
+    from datatune_core.transformation.pipeline import TransformOptions
+    from datatune_core.transformation.run import start_transform
 
     n = 60
     st = env.store
