@@ -1,5 +1,5 @@
 """The "Model for local runtimes" part of the Evaluate & Export page: merged folder or GGUF + Ollama Modelfile as a
-background job (progress, cancel, resume: `datatune_core.model_export_job`), the check's result and the card, and a
+background job (progress, cancel, resume: `datatune_core.exporting.model_job`), the check's result and the card, and a
 Hub push (a job too) when a token is set and the Hub is switched on."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ FORMAT_LABELS = {"merged": "Merged Hugging Face folder (transformers, vLLM)",
 
 def _latest(pid: int, export: bool) -> Any:
     """The project's latest export job (export=True) or push-only job (export=False)."""
-    from datatune_core.model_export_job import KIND
+    from datatune_core.exporting.model_job import KIND
 
     for j in get_store().list_jobs(pid, limit=200):
         if j.kind == KIND and bool(j.config.get("export", True)) == export:
@@ -41,8 +41,8 @@ def export_panel(store: Any, pid: int, adapters: list[dict]) -> None:
     if c3.button("Export the model", icon=":material/deployed_code:", key=key,
                  help="Runs as a background job: you can leave the page, cancel it, or resume it later."):
         with guard("Could not export the model"):
-            from datatune_core.export import export_root
-            from datatune_core.model_export_job import start_model_export
+            from datatune_core.exporting.artifacts import export_root
+            from datatune_core.exporting.model_job import start_model_export
 
             start_model_export(store, pid, adapters[0]["path"], fmt, dest=export_root(store, pid) / f"model-{fmt}",
                                outtype=outtype)
@@ -71,7 +71,7 @@ def export_panel(store: Any, pid: int, adapters: list[dict]) -> None:
 
 def _hub(pid: int, folder: str, fmt: str, key: str) -> None:
     from datatune_core.config import load_settings
-    from datatune_core.export import hub_token
+    from datatune_core.exporting.artifacts import hub_token
 
     if not hub_token():
         st.caption(":material/cloud_off: To share it on the Hugging Face Hub, set HF_TOKEN before starting the app.")
@@ -89,7 +89,7 @@ def _hub(pid: int, folder: str, fmt: str, key: str) -> None:
                                    help="Uploads the folder shown above, with the model card you previewed.")
     if go:
         with guard("Could not push to the Hub"):
-            from datatune_core.model_export_job import start_model_export
+            from datatune_core.exporting.model_job import start_model_export
 
             start_model_export(get_store(), pid, None, fmt, dest=folder, push=repo.strip(), private=private,
                                update=update, export=False)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from datatune_core.catalog import load_rows
+from datatune_core.catalog.records import load_rows
 from datatune_core.errors import UserError
-from datatune_core.hub import iter_hub_rows, search_hub, search_terms
+from datatune_core.catalog.hub import iter_hub_rows, search_hub, search_terms
 from tests.fakes.hub_server import card_text, hub_server, parquet_bytes  # noqa: F401 (fixture)
 
 EN = [{"text": f"a great film, number {i}", "label": i % 2} for i in range(30)]
@@ -91,7 +91,7 @@ def test_missing_config_names_the_ones_there_are(hub):
 
 
 def test_missing_dataset_is_a_plain_sentence(hub):
-    from datatune_core.catalog import DatasetRecord
+    from datatune_core.catalog.records import DatasetRecord
 
     gone = DatasetRecord(id="acme/deleted", name="acme/deleted", description="x", source="hub")
     with pytest.raises(UserError) as ei:
@@ -163,8 +163,8 @@ def test_offline_by_default_says_how_to_go_online(monkeypatch):
 def test_search_accept_stream_transform_through_the_hub(hub, store):
     """The whole online path: Hub search -> accepted candidate -> rows streamed -> offline template transform."""
     from datatune_core.jobs import JobContext
-    from datatune_core.transform import TransformOptions
-    from datatune_core.transform_run import run_transform_job
+    from datatune_core.transformation.pipeline import TransformOptions
+    from datatune_core.transformation.run import run_transform_job
 
     words = ["wonderful", "dull", "moving", "awful", "brilliant", "tedious"]
     rows = [{"review": f"A {words[i % 6]} film, review {i}.", "sentiment": "positive" if i % 2 == 0 else "negative"}
@@ -192,7 +192,7 @@ def test_search_accept_stream_transform_through_the_hub(hub, store):
 def test_overlapping_hub_calls_stay_online_until_the_last_ends(hub):
     import huggingface_hub.constants as hc
 
-    from datatune_core.hub_session import online
+    from datatune_core.catalog.hub_session import online
 
     before = hc.HF_HUB_OFFLINE
     rows = iter_hub_rows(_one(hub), "en", limit=2)  # a stream held open (as a transform batch does)

@@ -9,7 +9,7 @@ import pytest
 
 from datatune_core import jobs
 from datatune_core.errors import UserError
-from datatune_core.model_export_job import KIND, start_model_export
+from datatune_core.exporting.model_job import KIND, start_model_export
 from tests.fakes.hub_server import hub_server  # noqa: F401 (fixture)
 
 from .test_export_model import PROMPTS, adapter  # noqa: F401 (module fixture: a tiny trained adapter)

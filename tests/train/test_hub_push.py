@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datatune_core.errors import UserError
-from datatune_core.hub_push import push_folder
+from datatune_core.exporting.hub_push import push_folder
 from tests.fakes.hub_server import hub_server  # noqa: F401 (fixture)
 
 runner = CliRunner()
@@ -118,10 +118,10 @@ def test_push_refuses_before_any_request_when_offline_or_tokenless(pusher, tmp_p
 
 
 def test_cli_exports_and_pushes_a_dataset(pusher, store, tmp_path):
-    from datatune_core.catalog import add_local_dataset
+    from datatune_core.catalog.records import add_local_dataset
     from datatune_core.cli import app
-    from datatune_core.transform import TransformOptions
-    from datatune_core.transform_run import start_transform
+    from datatune_core.transformation.pipeline import TransformOptions
+    from datatune_core.transformation.run import start_transform
 
     f = tmp_path / "colors.csv"
     with open(f, "w", newline="") as fh:
