@@ -14,7 +14,7 @@ by leave-one-kind-out cross-validation (tuned on the other kinds, scored on the 
 weights tuned on all kinds (in-sample, what ships). Query latency p50/p95 of the hybrid (parse + signals + fusion).
 The last line is one JSON object.
 
-    .venv/bin/python bench/retrieval_eval.py [--home /tmp/datatune-bench] [--smoke]
+    .venv/bin/python bench/retrieval_eval.py [--home /tmp/datatune-bench] [--smoke] [--show task-prompt]
 """
 
 from __future__ import annotations
@@ -191,6 +191,7 @@ def main() -> None:
     ap.add_argument("--home", default=os.environ.get("DATATUNE_BENCH_HOME", "/tmp/datatune-bench"))
     ap.add_argument("--smoke", action="store_true", help="4 queries per kind, one tuning pass (CI).")
     ap.add_argument("--embedder", default="minilm", help="Dense encoder: minilm (default) or mpnet.")
+    ap.add_argument("--show", default=None, help="Print each query of this kind: first relevant rank, top 5 (LOKO).")
     args = ap.parse_args()
     os.environ["DATATUNE_HOME"] = args.home
     paths = default_catalog_paths(args.home)
@@ -227,6 +228,10 @@ def main() -> None:
     for k, n, r in rows:
         print(f"{k:16s} {n:4d} " + " ".join(f"{r[c]['R@5']:>10.3f} / {r[c]['MRR']:<9.3f}" for c in cols))
     print("(each cell: R@5 / MRR; LOKO = weights tuned on the other kinds, scored on this one)")
+    for p in [p for p in prepared if p.kind == args.show]:  # where a kind fails, under its held-out weights
+        top = [p.ids[j] for j in p.order(loko[p.kind])[:50]]
+        first = next((i + 1 for i, x in enumerate(top) if x in p.relevant), None)
+        print(f"{p.qid}: first relevant at {first or '>50'}; top 5: {', '.join(top[:5])}")
     lat = []
     for p in prepared[:: max(1, len(prepared) // 60)]:  # end-to-end hybrid latency on fresh query text
         t = time.perf_counter()
