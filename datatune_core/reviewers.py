@@ -241,7 +241,7 @@ def _alpha(units: list[dict[str, int]], names: list[str]) -> float | None:
         a = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
     except (ValueError, ZeroDivisionError):
         return None
-    return None if math.isnan(a) else round(a, 4)
+    return None if math.isnan(a) else round(a, 4) + 0.0  # + 0.0: never "-0.00"
 
 
 def _observed(units: list[dict[str, int]]) -> float | None:

@@ -97,8 +97,10 @@ def _name_form(pid: int) -> None:
 # ------------------------------------------------------------------------------------------ the panel
 def _judge(store, pid: int, row_id: int, name: str, verdict: str, note_key: str) -> None:
     try:
-        R.judge(store, pid, [row_id], name, verdict, st.session_state.get(note_key))
+        res = R.judge(store, pid, [row_id], name, verdict, st.session_state.get(note_key))
         st.session_state[f"dt_rvw_msg_{pid}"] = f"Saved: you {verdict}ed row #{row_id}."
+        if res["decided"]:  # the majority changed the row's status: the counts and the grid follow
+            st.session_state[f"dt_rvw_full_{pid}"] = True
     except Exception as e:
         st.session_state[f"dt_rvw_err_{pid}"] = e
 
@@ -160,8 +162,8 @@ def panel(store, project) -> None:
 def _panel_body(store, pid: int) -> None:
     """Reruns alone on each judgment (the page around it stays)."""
     name = current_reviewer()
-    if not name:  # "Not you?" was pressed: the whole page shows the name form again
-        st.rerun(scope="app")
+    if not name or st.session_state.pop(f"dt_rvw_full_{pid}", False):
+        st.rerun(scope="app")  # "Not you?" (the name form again) or a decided row (the page's counts and grid)
     needed = R.judgments_needed(store, pid)
     c0, c1 = st.columns([4, 1], vertical_alignment="center")
     c0.markdown(f"Reviewing as **{name}** · each row needs {needed} judgment(s); the majority decides it.")

@@ -39,6 +39,11 @@ def test_first_visit_name_then_judge_from_the_queue(app_home, store):
                                                "updated_at": R.judgments(store, pid, first)[0]["updated_at"]}]
     assert store.get_row(first).decision is None  # one of two judgments: pending
     assert f"row #{R.queue(store, pid, 'Ana')[0]['id']}" in texts(at)  # the next row of the queue
+    second = R.queue(store, pid, "Ana")[0]["id"]
+    R.judge(store, pid, [second], "Ben", "reject")
+    button(at, "Reject row").click().run()  # Ana's reject completes the majority: the page's counts follow
+    assert store.get_row(second).status == "rejected"
+    assert "Rejected: " + str(store.count_rows(pid, status="rejected")) in texts(at)
     R.judge(store, pid, [first], "Ben", "accept")
     R.judge(store, pid, [R.queue(store, pid, "Ben")[0]["id"]], "Ben", "reject")
     at = open_app(REVIEW, project=pid)  # a new session with ?reviewer=Ana in the address keeps the name
