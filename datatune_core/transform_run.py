@@ -141,7 +141,7 @@ def preview_transform(store, project_id: int, options: TransformOptions | dict |
 
             try:
                 out["estimate"] = retry_estimate(store, project_id, opts)
-                msg += " " + out["estimate"]["summary"]
+                msg = f"{msg} {out['estimate']['summary']}".strip()
             except Exception as e:  # the estimate is advisory; never block the preview on it
                 out["estimate"] = {"error": str(e)}
     out["message"] = msg
