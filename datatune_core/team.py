@@ -6,7 +6,7 @@ The password comes from DATATUNE_TEAM_PASSWORD (or a file named by DATATUNE_TEAM
 --team` asks for one when neither is set and hands it to the server process through its environment only.
 
     >>> check_password("typed by the visitor", team_password())
-    >>> serve_check("0.0.0.0", team=False)   # UserError: serving beyond this machine needs --team
+    >>> serve_check("192.168.1.20", team=False)   # UserError: serving beyond this machine needs --team
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from .errors import UserError
 
 PASSWORD_ENV, PASSWORD_FILE_ENV = "DATATUNE_TEAM_PASSWORD", "DATATUNE_TEAM_PASSWORD_FILE"
 MIN_LENGTH = 8
-TEAM_HOST = "0.0.0.0"
 
 
 def team_password() -> str | None:
@@ -63,8 +62,19 @@ def validate_password(pw: str) -> str:
     return pw
 
 
+def team_host_check(host: str) -> None:
+    """Team mode serves other machines, so it needs an address they can reach (UserError for a loopback one)."""
+    if is_loopback(host):
+        raise UserError("Team mode serves other machines, so it needs the address they reach this one at: add "
+                        "--host with this machine's network address (e.g. --host 192.168.1.20).")
+
+
 def serve_check(host: str, team: bool, password: str | None = None) -> None:
-    """Refuse to serve beyond this machine without the team mode and its password (UserError naming the fix)."""
+    """Refuse to serve beyond this machine without the team mode and its password, and a team mode that would
+    serve nobody but this machine (UserError naming the fix). The team chooses the address: nothing here binds
+    every interface by default."""
+    if team:
+        team_host_check(host)
     if is_loopback(host):
         return
     if not team:

@@ -22,20 +22,20 @@ def register(app: typer.Typer) -> None:
                                                           "who else can reach this machine."),
                 port: int = typer.Option(8501, help="Port to serve on."),
                 open_browser: bool = typer.Option(False, "--open", help="Open a browser tab."),
-                team: bool = typer.Option(False, "--team", help="Serve a team of reviewers on this network "
-                                          "(binds 0.0.0.0 unless --host says otherwise); every browser must give "
-                                          "the shared password (DATATUNE_TEAM_PASSWORD, or typed now).")):
+                team: bool = typer.Option(False, "--team", help="Serve a team of reviewers on this network, on "
+                                          "the --host you give (this machine's network address); every browser "
+                                          "must give the shared password (DATATUNE_TEAM_PASSWORD, or typed now).")):
         """Start the DataTune Studio web app (http://127.0.0.1:8501)."""
         import os
         import subprocess
 
         from ..config import REPO_ROOT
         from ..errors import UserError
-        from ..team import PASSWORD_ENV, TEAM_HOST, serve_check, team_password
+        from ..team import PASSWORD_ENV, serve_check, team_host_check, team_password
 
         env = dict(os.environ)
         if team:
-            host = TEAM_HOST if host == "127.0.0.1" else host
+            team_host_check(host)  # the address first, before asking for a password
             pw = team_password() or typer.prompt("Shared password for the team", hide_input=True,
                                                  confirmation_prompt=True)
             serve_check(host, team=True, password=pw)

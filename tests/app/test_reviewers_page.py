@@ -110,3 +110,7 @@ def test_serve_rules_and_cli_refusal(monkeypatch):
     monkeypatch.delenv(team.PASSWORD_ENV, raising=False)
     res = CliRunner().invoke(app, ["app", "--host", "0.0.0.0", "--port", "8999"])
     assert res.exit_code != 0 and "Add --team" in str(res.exception or res.output)
+    with pytest.raises(Exception, match="add --host with this machine's network address"):
+        team.serve_check("127.0.0.1", team=True, password="long enough")
+    res = CliRunner().invoke(app, ["app", "--team", "--port", "8999"])  # no address other machines reach
+    assert res.exit_code != 0 and "--host with this machine's network address" in str(res.exception or res.output)
