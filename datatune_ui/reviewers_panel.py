@@ -2,7 +2,7 @@
 
 A reviewer's name is chosen on the first visit and kept in the page address (`?reviewer=Ana`, beside
 `?project=ID`), so a reload or a bookmark keeps it and each browser keeps its own; the rules (judgments needed,
-majority, queue order, agreement) live in `datatune_core.reviewers`.
+majority, queue order, agreement) live in `datatune_core.store.reviewers`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from datatune_core import reviewers as R
-from datatune_core import team
+from datatune_core.store import reviewers as R
+from datatune_core.cli import team
 from datatune_ui.errors import guard, show_error
 
 QUERY_KEY, SESSION_KEY = "reviewer", "dt_reviewer"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from datatune_core import reviewers as R
-from datatune_core import team
+from datatune_core.store import reviewers as R
+from datatune_core.cli import team
 
 from .conftest import add_rows, button, open_app, texts
 

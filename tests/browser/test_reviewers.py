@@ -28,7 +28,7 @@ def _judge(b, steps: list[tuple[str, int]]) -> None:
 
 
 def test_two_reviewers_agreement_chart(offline_studio, tmp_path):
-    from datatune_core import reviewers as R
+    from datatune_core.store import reviewers as R
     from datatune_core.store import RowRecord
 
     app, a, store = offline_studio

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from datatune_core import execute
+from datatune_core.transformation import execute
 from datatune_core.llm import LLMError, LLMRequest, get_client
 from datatune_core.llm import parsing
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.plan import load_plan, save_plan
-from datatune_core.transform import TransformOptions, dry_run
+from datatune_core.testing import ScriptedProvider
+from datatune_core.transformation.plan import load_plan, save_plan
+from datatune_core.transformation.pipeline import TransformOptions, dry_run
 
 from .conftest import row_from_request
 from .test_curation import run

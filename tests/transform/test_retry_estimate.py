@@ -8,10 +8,10 @@ import json
 from typer.testing import CliRunner
 
 from datatune_core.llm import LLMError, get_client
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.retry_estimate import retry_estimate
-from datatune_core.transform import TransformOptions
-from datatune_core.transform_run import preview_transform
+from datatune_core.testing import ScriptedProvider
+from datatune_core.transformation.retry_estimate import retry_estimate
+from datatune_core.transformation.pipeline import TransformOptions
+from datatune_core.transformation.run import preview_transform
 
 from .conftest import row_from_request
 from .test_curation import run

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from datatune_core import reviewers as R
+from datatune_core.store import reviewers as R
 from datatune_core.errors import UserError
-from datatune_core.mix import curated_rows
+from datatune_core.transformation.mix import curated_rows
 from datatune_core.store import RowRecord
 
 OUTPUTS = ["positive", "positive", "negative", "negative", "positive", "negative"]
