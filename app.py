@@ -12,8 +12,10 @@ import streamlit as st
 
 from datatune_ui.errors import is_control_flow, show_error
 from datatune_ui.layout import sidebar
+from datatune_ui.reviewers_panel import team_gate
 
 st.set_page_config(page_title="DataTune Studio", page_icon=":material/tune:", layout="wide")
+team_gate()  # beyond 127.0.0.1 only in team mode, and then only after the shared password (checked here)
 
 PAGES = [
     st.Page("app_pages/0_Home.py", title="Projects", icon=":material/folder_open:", default=True),

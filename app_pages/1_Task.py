@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from datatune_ui import providers, state, task, widgets
+from datatune_ui import providers, reviewers_panel, state, task, widgets
 from datatune_ui.errors import guard, show_error
 
 widgets.header(
@@ -48,6 +48,9 @@ with side:
                      on_change=lambda: store.update_project(pid, eval_task=st.session_state[ev_key] or None),
                      help="The BIG-bench task your model is scored on. Datasets from the same task family "
                           "are never used for training, so the score is honest.")
+
+with side:
+    reviewers_panel.guidelines_editor(store, pid)
 
 with main:
     st.text_area("Instruction", key=task.widget_key(pid, "instr"), height=120, on_change=task.save, args=(pid,),

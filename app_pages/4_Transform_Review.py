@@ -10,7 +10,7 @@ import time
 import plotly.express as px
 import streamlit as st
 
-from datatune_ui import pipeline, review, state, widgets
+from datatune_ui import pipeline, review, reviewers_panel, state, widgets
 from datatune_ui import quality as Q
 from datatune_ui.errors import guard, show_error
 from datatune_ui.jobs import QUALITY_KIND, SYNTH_KIND
@@ -208,6 +208,9 @@ if stats["by_reason"]:
                      labels={"x": "rows", "y": "reason"}, height=60 + 28 * len(rs))
         fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(autorange="reversed"))
         st.plotly_chart(fig, width="stretch")
+
+reviewers_panel.panel(store, p)  # several reviewers: queue, judgments, agreement; guidelines beside the grid
+reviewers_panel.guidelines_sidebar(store, pid)
 
 # filters
 K = f"dt_rv_{pid}_"

@@ -14,7 +14,7 @@ import typer
 from datatune_core import config  # noqa: F401  (sets the offline defaults before anything else loads)
 
 COMMAND_MODULES = [
-    "projects", "jobs", "llm", "catalog", "retrieve", "review", "transform", "synth", "train", "evaluate",
+    "projects", "jobs", "llm", "catalog", "retrieve", "review", "reviewers", "transform", "synth", "train", "evaluate",
     "quality", "export", "chat", "run", "app",
 ]
 

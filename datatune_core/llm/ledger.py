@@ -20,12 +20,21 @@ from datatune_core.store import Store
 from datatune_core.llm.base import LLMRequest, ProviderReply, Usage
 
 
+KEY_VERSION = 2  # 2: the parser and the stage's validator versions are part of the key
+
+
 def request_key(provider_id: str, model: str, req: LLMRequest) -> str:
-    """sha256 over everything that changes the answer (never over secrets)."""
+    """sha256 over everything that changes the answer or how it is read (never over secrets): the whole prompt
+    text (system, shared prefix, messages), the schema, the sampling parameters, the reply parser's version
+    (`parsing.PARSER_VERSION`) and the stage's own parser/validator version (`req.metadata["validator"]`, e.g.
+    the per-row transform's). Editing a prompt template or bumping either version never serves a stale answer."""
+    from .parsing import PARSER_VERSION
+
     payload = {
         "provider": provider_id, "model": model, "system": req.system, "shared_prefix": req.shared_prefix,
         "messages": req.messages, "schema": req.schema_json(), "max_tokens": req.max_tokens,
-        "temperature": req.temperature, "seed": req.metadata.get("seed"),
+        "temperature": req.temperature, "seed": req.metadata.get("seed"), "key_version": KEY_VERSION,
+        "parser": PARSER_VERSION, "validator": req.metadata.get("validator"),
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -277,4 +277,21 @@ MIGRATIONS: list[tuple[str, str]] = [
             llm_call_id, created_at FROM rows;
         """,
     ),
+    (
+        "0003_reviewer_judgments",
+        """
+        CREATE TABLE row_judgments (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            row_id INTEGER NOT NULL REFERENCES rows(id) ON DELETE CASCADE,
+            reviewer TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            note TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE(row_id, reviewer)
+        );
+        CREATE INDEX row_judgments_project ON row_judgments(project_id, row_id);
+        """,
+    ),
 ]

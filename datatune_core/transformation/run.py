@@ -76,8 +76,10 @@ def _resolved_config(store, project_id: int, dataset_id: str, config: str | None
     return cfg.name if cfg is not None else config
 
 
-def preview_transform(store, project_id: int, options: TransformOptions | dict | None = None) -> dict:
-    """What the action will do, said before it starts: N new rows, M re-transformed, K left as you decided."""
+def preview_transform(store, project_id: int, options: TransformOptions | dict | None = None,
+                      estimate: bool = True) -> dict:
+    """What the action will do, said before it starts: N new rows, M re-transformed, K left as you decided
+    (a retry also gets its cost estimate, `retry_estimate`, unless `estimate` is False)."""
     from datatune_core.catalog.records import count_rows
 
     opts = options if isinstance(options, TransformOptions) else TransformOptions.from_dict(options or {})
@@ -134,6 +136,14 @@ def preview_transform(store, project_id: int, options: TransformOptions | dict |
                f"empty field) will be transformed again; kept and filtered rows are not touched{decided_note}.")
         if not out["retry"]:
             msg = "No row ended in a system failure: nothing to retry."
+        if estimate:
+            from datatune_core.transformation.retry_estimate import retry_estimate
+
+            try:
+                out["estimate"] = retry_estimate(store, project_id, opts)
+                msg = f"{msg} {out['estimate']['summary']}".strip()
+            except Exception as e:  # the estimate is advisory; never block the preview on it
+                out["estimate"] = {"error": str(e)}
     out["message"] = msg
     return out
 
@@ -187,7 +197,7 @@ def run_transform_job(ctx, client=None) -> dict:
     results = store.unit_results(ctx.job_id)
     kept = _kept(store, pid)
     summary: list[dict] = []
-    todo = None if mode == "continue" else preview_transform(store, pid, opts)
+    todo = None if mode == "continue" else preview_transform(store, pid, opts, estimate=False)
     total = opts.target_size if todo is None else max(1, todo["retransform"] + todo["retry"])
     ctx.set_total(total)
     done = 0

@@ -35,6 +35,7 @@ from datasketch import MinHash, MinHashLSH
 from datatune_core.benchmark.bigbench import normalize_text, text_hash
 from datatune_core.store.reasons import FAILURE_CODES, reason_code  # noqa: F401  (the row reason codes live in reasons.py)
 
+VALIDATOR_VERSION = 1  # bump when RowValidator judges rows differently (part of the per-row cache key)
 REASON_CODES = ("invalid_json", "llm_error", "null_row", "template_error", "empty_field", "label_not_in_space",
                 "copied_demo", "too_long", "exact_duplicate", "near_duplicate", "eval_overlap")
 # System failures: the transformation itself went wrong (they count toward the per-dataset failure-rate stop and

@@ -21,12 +21,27 @@ def register(app: typer.Typer) -> None:
     def run_app(host: str = typer.Option("127.0.0.1", help="Address to bind. Keep 127.0.0.1 unless you know "
                                                           "who else can reach this machine."),
                 port: int = typer.Option(8501, help="Port to serve on."),
-                open_browser: bool = typer.Option(False, "--open", help="Open a browser tab.")):
+                open_browser: bool = typer.Option(False, "--open", help="Open a browser tab."),
+                team: bool = typer.Option(False, "--team", help="Serve a team of reviewers on this network, on "
+                                          "the --host you give (this machine's network address); every browser "
+                                          "must give the shared password (DATATUNE_TEAM_PASSWORD, or typed now).")):
         """Start the DataTune Studio web app (http://127.0.0.1:8501)."""
+        import os
         import subprocess
 
+        from datatune_core.cli.team import PASSWORD_ENV, serve_check, team_host_check, team_password
         from datatune_core.config import REPO_ROOT
         from datatune_core.errors import UserError
+
+        env = dict(os.environ)
+        if team:
+            team_host_check(host)  # the address first, before asking for a password
+            pw = team_password() or typer.prompt("Shared password for the team", hide_input=True,
+                                                 confirmation_prompt=True)
+            serve_check(host, team=True, password=pw)
+            env[PASSWORD_ENV] = pw  # the server process only; never on a command line or in a URL
+        else:
+            serve_check(host, team=False)
 
         if not (REPO_ROOT / "app.py").is_file():
             raise UserError(f"app.py was not found in {REPO_ROOT}: the app runs from a source checkout. "
@@ -34,9 +49,10 @@ def register(app: typer.Typer) -> None:
         if not 1 <= port <= 65535:
             raise UserError(f"--port {port} is not a valid port; use 1-65535, e.g. 8501.")
         argv = app_argv(host, port, headless=not open_browser)
-        typer.echo(f"DataTune Studio on http://{host}:{port} (Ctrl+C to stop)")
+        typer.echo(f"DataTune Studio on http://{host}:{port} (Ctrl+C to stop)"
+                   + (" - team mode: every browser is asked for the shared password" if team else ""))
         try:
-            rc = subprocess.call(argv, cwd=str(REPO_ROOT))
+            rc = subprocess.call(argv, cwd=str(REPO_ROOT), env=env)
         except KeyboardInterrupt:
             rc = 0
         raise typer.Exit(rc)
