@@ -87,6 +87,62 @@ def drop_leaks(rows: list[dict], unit: str) -> list[dict]:
     return [r for i, r in enumerate(rows) if i not in bad]
 
 
+def _fits(record, demos: list[dict], labels: list[str] | None) -> bool:
+    """Does a dataset's row format fit the task's? Multiple choice (the demonstrations show choices): a config with a
+    choices column. Classification (a label space): most sample answers are labels. Else: any."""
+    from datatune_core.leakage import normalize_text
+    from datatune_core.prompting import split_choices
+
+    if any(split_choices(d["input"])[1] for d in demos):
+        return any(any(t.startswith("list[") for t in c.columns.values()) for c in record.configs)
+    if labels:
+        space = {normalize_text(x) for x in labels}
+        for c in record.configs:
+            vals = [str(r.get("answer", r.get("target", ""))) for r in c.sample_rows]
+            if vals and sum(normalize_text(v) in space for v in vals) * 2 > len(vals):
+                return True
+        return False
+    return True
+
+
+def pick_datasets(cands: list, n: int, how: str, demos: list[dict], labels: list[str] | None) -> list:
+    """The top `n` retrieved candidates with rows ("top", the app's default), or the top `n` whose row format fits the
+    task's ("format"; filled up from the rest in retrieval order). Uses the task's demonstrations only."""
+    if how == "top":
+        return cands[:n]
+    fit = [c for c in cands if _fits(c.record, demos, labels)]
+    return (fit + [c for c in cands if c not in fit])[:n]
+
+
+def rows_label_counts(store, pid: int, labels: list[str]) -> dict:
+    from datatune_core.labelbalance import label_counts
+
+    return label_counts([{"output": r.output} for r in store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"])],
+                        labels)
+
+
+def balance_project(store, pid: int, labels: list[str], seed: int) -> int:
+    """Reject (as a reviewer would) the rows above the rarest label's count; returns the rows still kept."""
+    from datatune_core.labelbalance import balance_drop
+
+    rows = store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"])
+    drop = balance_drop([{"output": r.output} for r in rows], labels, seed)
+    if drop:
+        store.set_row_status([rows[i].id for i in sorted(drop)], "rejected", "label balance")
+    return store.count_rows(pid, status=["kept", "edited"])
+
+
+def show_samples(store, pid: int, log, k: int = 2) -> None:
+    """A few transformed rows per dataset on stderr (for reading; never written to the results file)."""
+    seen: dict = {}
+    for r in store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"]):
+        if len(seen.setdefault(r.dataset_id, [])) < k:
+            seen[r.dataset_id].append(r)
+    for ds, rs in seen.items():
+        for r in rs:
+            log(f"  sample {ds}: {r.input[:300]!r} -> {r.output[:80]!r}")
+
+
 def score_pair(unit: str, model: str | None, adapter: str, limit: int | None, styles: list[str]) -> dict:
     from datatune_core import bigbench
     from datatune_core.evaluate import evaluate_pair
@@ -103,6 +159,7 @@ def score_pair(unit: str, model: str | None, adapter: str, limit: int | None, st
 
 def run_unit(store, unit: str, a, catalogs, log) -> dict:
     from datatune_core import bigbench, jobs
+    from datatune_core.expand import heuristic_expansion
     from datatune_core.retrieve import save_candidates, search
     from datatune_core.searchindex import load_index
     from datatune_core.spec import Example, TaskSpec
@@ -114,21 +171,32 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
     name = f"e2e-{unit.replace('/', '-')}-{int(time.time())}"
     pid = store.create_project(name, instruction, examples=demos, eval_task=unit)
     spec = TaskSpec(instruction, [Example(**d) for d in demos], eval_task=unit)
-    res = search(spec, catalogs=catalogs, top_k=10, rerank=False, eval_task=unit, mode=a.mode)
+    res = search(spec, catalogs=catalogs, top_k=a.top_k, rerank=False, eval_task=unit, mode=a.mode)
     save_candidates(store, pid, res)
-    picked = [c for c in res.candidates if c.record.has_rows()][: a.datasets]
+    with_rows = [c for c in res.candidates if c.record.has_rows()]
+    labels = heuristic_expansion(spec).label_space
+    picked = pick_datasets(with_rows, a.datasets, a.pick, demos, labels)
     for c in picked:
         store.upsert_candidate(pid, c.record.id, decision="accepted")
-    log(f"{unit}: retrieved {[c.record.id for c in picked]} ({len(res.excluded)} excluded by the leakage guard)")
-    out: dict = {"unit": unit, "datasets": [c.record.id for c in picked], "excluded": len(res.excluded)}
+    log(f"{unit}: retrieved {[c.record.id for c in picked]} ({len(res.excluded)} excluded by the leakage guard; "
+        f"pick={a.pick}, labels={labels})")
+    out: dict = {"unit": unit, "datasets": [c.record.id for c in picked], "excluded": len(res.excluded),
+                 "retrieved_with_rows": [c.record.id for c in with_rows], "labels": labels}
     opts = TransformOptions(target_size=a.rows, max_datasets=a.datasets, use_llm=False)
     tj = store.get_job(jobs.start_job(store, "transform", opts.to_dict(), project_id=pid, background=False))
     kept = store.count_rows(pid, status=["kept", "edited"])
     out["transform"] = {"status": tj.status, "kept_rows": kept, "error": tj.error}
     log(f"{unit}: transform {tj.status}, {kept} rows kept")
+    if labels:
+        out["transform"]["labels_before"] = rows_label_counts(store, pid, labels)
+        if a.balance:
+            kept = balance_project(store, pid, labels, a.seed)
+            out["transform"].update(kept_rows=kept, labels_after=rows_label_counts(store, pid, labels))
+        log(f"{unit}: labels {out['transform']}")
+    show_samples(store, pid, log)
     styles = ["auto", "bigbench"]
     base_cfg = dict(model=a.model, max_steps=a.steps, max_rows=a.max_rows, eval_tasks=[unit], eval_every=10 ** 6,
-                    save_every=10 ** 6)
+                    save_every=10 ** 6, learning_rate=a.lr)
     variants: dict = {}
     if kept:
         cfg = LoraTrainConfig.from_preset("cpu-demo", **base_cfg)
@@ -215,6 +283,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rows", type=int, default=1000, help="transform target size")
     ap.add_argument("--max-rows", type=int, default=1000, help="at most this many rows trained on")
     ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the cpu-demo preset's)")
+    ap.add_argument("--top-k", type=int, default=10, help="retrieved candidates to pick from")
+    ap.add_argument("--pick", default="top", choices=["top", "format"],
+                    help="top: the top retrieved datasets with rows; format: those whose row format fits the task's")
+    ap.add_argument("--balance", action="store_true", help="classification: as many rows per label (rarest label)")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test rows")
     ap.add_argument("--baselines", default="raw,random")
     ap.add_argument("--mode", default="hybrid", help="retrieval mode: hybrid, bm25 or dense")
