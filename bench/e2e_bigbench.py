@@ -196,7 +196,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
     show_samples(store, pid, log)
     styles = ["auto", "bigbench"]
     base_cfg = dict(model=a.model, max_steps=a.steps, max_rows=a.max_rows, eval_tasks=[unit], eval_every=10 ** 6,
-                    save_every=10 ** 6, learning_rate=a.lr)
+                    save_every=10 ** 6, learning_rate=a.lr, max_seq_len=a.max_seq_len)
     variants: dict = {}
     if kept:
         cfg = LoraTrainConfig.from_preset("cpu-demo", **base_cfg)
@@ -206,6 +206,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
         log(f"{unit}: training {trj.status}" + (f" ({trj.error})" if trj.error else ""))
         if trj.status == "done":
             variants["datatune"] = score_pair(unit, a.model, trj.result["adapter"], a.limit, styles)
+            log(f"{unit}: datatune {json.dumps(variants['datatune'])}")
     n_rows = (out.get("train", {}).get("stats") or {}).get("train", 0) or a.rows
     from datatune_core.prompting import PromptFormat
 
@@ -217,6 +218,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
             o = train_rows(rows, LoraTrainConfig.from_preset("cpu-demo", **base_cfg), Path(a.work) / name / "raw",
                            instruction, fmt=fmt)
             variants["raw"] = {**score_pair(unit, a.model, o["adapter"], a.limit, styles[:1]), "rows": len(rows)}
+            log(f"{unit}: raw {json.dumps(variants['raw'])}")
     if "random" in a.baselines:
         fams = bigbench.excluded_families(unit)
         pool = [r for r in idx.records if r.has_rows() and (r.family not in fams) and
@@ -229,6 +231,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
                                Path(a.work) / name / "random", instruction, fmt=fmt)
                 variants["random"] = {**score_pair(unit, a.model, o["adapter"], a.limit, styles[:1]),
                                       "dataset": rec.id, "rows": len(rows)}
+                log(f"{unit}: random {json.dumps(variants['random'])}")
     variants.setdefault("synthetic", {"skipped": "no capable LLM provider offline"})
     out["variants"] = variants
     out["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -284,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-rows", type=int, default=1000, help="at most this many rows trained on")
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the cpu-demo preset's)")
+    ap.add_argument("--max-seq-len", type=int, default=None, help="training sequence length (default: the preset's)")
     ap.add_argument("--top-k", type=int, default=10, help="retrieved candidates to pick from")
     ap.add_argument("--pick", default="top", choices=["top", "format"],
                     help="top: the top retrieved datasets with rows; format: those whose row format fits the task's")
