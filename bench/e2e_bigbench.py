@@ -61,7 +61,7 @@ def paired_stats(base: list[float], tuned: list[float], low: float, high: float,
 # ----------------------------------------------------------------------------- the chain
 def raw_rows(record, limit: int) -> list[dict]:
     """Rows of a catalog dataset as they are: the first text column as input, the answer/target as output."""
-    from datatune_core.catalog import load_rows
+    from datatune_core.catalog.records import load_rows
 
     out = []
     for cfg in [c.name for c in record.configs] or [None]:
@@ -91,7 +91,7 @@ def _fits(record, demos: list[dict], labels: list[str] | None) -> bool:
     """Does a dataset's row format fit the task's? Multiple choice (the demonstrations show choices): a config with a
     choices column. Classification (a label space): most sample answers are labels. Else: any."""
     from datatune_core.leakage import normalize_text
-    from datatune_core.prompting import split_choices
+    from datatune_core.evaluation.prompting import split_choices
 
     if any(split_choices(d["input"])[1] for d in demos):
         return any(any(t.startswith("list[") for t in c.columns.values()) for c in record.configs)
@@ -115,7 +115,7 @@ def pick_datasets(cands: list, n: int, how: str, demos: list[dict], labels: list
 
 
 def rows_label_counts(store, pid: int, labels: list[str]) -> dict:
-    from datatune_core.labelbalance import label_counts
+    from datatune_core.transformation.labelbalance import label_counts
 
     return label_counts([{"output": r.output} for r in store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"])],
                         labels)
@@ -123,7 +123,7 @@ def rows_label_counts(store, pid: int, labels: list[str]) -> dict:
 
 def balance_project(store, pid: int, labels: list[str], seed: int) -> int:
     """Reject (as a reviewer would) the rows above the rarest label's count; returns the rows still kept."""
-    from datatune_core.labelbalance import balance_drop
+    from datatune_core.transformation.labelbalance import balance_drop
 
     rows = store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"])
     drop = balance_drop([{"output": r.output} for r in rows], labels, seed)
@@ -144,8 +144,8 @@ def show_samples(store, pid: int, log, k: int = 2) -> None:
 
 
 def score_pair(unit: str, model: str | None, adapter: str, limit: int | None, styles: list[str]) -> dict:
-    from datatune_core import bigbench
-    from datatune_core.evaluate import evaluate_pair
+    from datatune_core.benchmark import bigbench
+    from datatune_core.evaluation.bigbench_eval import evaluate_pair
 
     u = bigbench.load_unit(unit)
     out = {}
@@ -158,13 +158,14 @@ def score_pair(unit: str, model: str | None, adapter: str, limit: int | None, st
 
 
 def run_unit(store, unit: str, a, catalogs, log) -> dict:
-    from datatune_core import bigbench, jobs
-    from datatune_core.expand import heuristic_expansion
-    from datatune_core.retrieve import save_candidates, search
-    from datatune_core.searchindex import load_index
+    from datatune_core.benchmark import bigbench
+    from datatune_core import jobs
+    from datatune_core.retrieval.search import save_candidates, search
+    from datatune_core.retrieval.index import load_index
+    from datatune_core.transformation.expand import heuristic_expansion
     from datatune_core.spec import Example, TaskSpec
-    from datatune_core.train import LoraTrainConfig, train_rows
-    from datatune_core.transform import TransformOptions
+    from datatune_core.training.trainer import LoraTrainConfig, train_rows
+    from datatune_core.transformation.pipeline import TransformOptions
 
     t0 = time.perf_counter()
     instruction, demos = bigbench.demo_task(unit)
@@ -208,7 +209,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
             variants["datatune"] = score_pair(unit, a.model, trj.result["adapter"], a.limit, styles)
             log(f"{unit}: datatune {json.dumps(variants['datatune'])}")
     n_rows = (out.get("train", {}).get("stats") or {}).get("train", 0) or a.rows
-    from datatune_core.prompting import PromptFormat
+    from datatune_core.evaluation.prompting import PromptFormat
 
     fmt = PromptFormat.for_unit(bigbench.load_unit(unit))
     idx = load_index(catalogs)

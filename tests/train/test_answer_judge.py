@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from datatune_core import testset
-from datatune_core.answerjudge import ANSWER_RUBRIC, capable, judge_answers
+from datatune_core.evaluation import testset
+from datatune_core.evaluation.answerjudge import ANSWER_RUBRIC, capable, judge_answers
 from datatune_core.llm import get_client
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.projecteval import evaluate_project
+from datatune_core.testing import ScriptedProvider
+from datatune_core.evaluation.project import evaluate_project
 from tests.fakes.messages_server import MessagesServer
 
 

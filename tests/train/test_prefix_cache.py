@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from datatune_core.models import load_causal_lm
-from datatune_core.prompting import PromptFormat
-from datatune_core.scoring import PrefixCachedLM, cache_kwarg, score_rows
-from datatune_core.scoring import TestRow as Row
+from datatune_core.evaluation.prompting import PromptFormat
+from datatune_core.evaluation.scoring import PrefixCachedLM, cache_kwarg, score_rows
+from datatune_core.evaluation.scoring import TestRow as Row
 
 FMT = PromptFormat("Name the color of the thing.", [("a ripe tomato", "red"), ("fresh grass", "green")], "chat")
 ROWS = [Row(i, q, a, options=["red", "green", "deep blue sky", "light yellow"], shown=[])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from datatune_core.jobs import JobContext
-from datatune_core.labelbalance import balance_drop, canonical_label, label_counts
-from datatune_core.transform import TransformOptions
-from datatune_core.transform_run import run_transform_job
+from datatune_core.transformation.labelbalance import balance_drop, canonical_label, label_counts
+from datatune_core.transformation.pipeline import TransformOptions
+from datatune_core.transformation.run import run_transform_job
 
 from .conftest import TOPICS, write_dataset
 
