@@ -121,12 +121,18 @@ def rows_label_counts(store, pid: int, labels: list[str]) -> dict:
                         labels)
 
 
-def balance_project(store, pid: int, labels: list[str], seed: int) -> int:
-    """Reject (as a reviewer would) the rows above the rarest label's count; returns the rows still kept."""
+def balance_project(store, pid: int, labels: list[str], seed: int, per_dataset: bool = False) -> int:
+    """Reject (as a reviewer would) the rows above the rarest label's count, over all rows or within each source
+    dataset (`per_dataset`: a label must not be told by which dataset, hence which input shape, a row comes
+    from); returns the rows still kept."""
     from datatune_core.transformation.labelbalance import balance_drop
 
     rows = store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"])
-    drop = balance_drop([{"output": r.output} for r in rows], labels, seed)
+    groups = {} if per_dataset else {"": list(range(len(rows)))}
+    for i, r in enumerate(rows if per_dataset else []):
+        groups.setdefault(r.dataset_id, []).append(i)
+    drop = {g[j] for g in groups.values()
+            for j in balance_drop([{"output": rows[i].output} for i in g], labels, seed)}
     if drop:
         store.set_row_status([rows[i].id for i in sorted(drop)], "rejected", "label balance")
     return store.count_rows(pid, status=["kept", "edited"])
@@ -191,7 +197,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
     if labels:
         out["transform"]["labels_before"] = rows_label_counts(store, pid, labels)
         if a.balance:
-            kept = balance_project(store, pid, labels, a.seed)
+            kept = balance_project(store, pid, labels, a.seed, per_dataset=a.balance == "dataset")
             out["transform"].update(kept_rows=kept, labels_after=rows_label_counts(store, pid, labels))
         log(f"{unit}: labels {out['transform']}")
     show_samples(store, pid, log)
@@ -292,7 +298,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--top-k", type=int, default=10, help="retrieved candidates to pick from")
     ap.add_argument("--pick", default="top", choices=["top", "format"],
                     help="top: the top retrieved datasets with rows; format: those whose row format fits the task's")
-    ap.add_argument("--balance", action="store_true", help="classification: as many rows per label (rarest label)")
+    ap.add_argument("--balance", nargs="?", const="all", default=None, choices=["all", "dataset"],
+                    help="classification: as many rows per label as the rarest label has, over all rows (all) or "
+                         "within each source dataset (dataset)")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test rows")
     ap.add_argument("--baselines", default="raw,random")
     ap.add_argument("--mode", default="hybrid", help="retrieval mode: hybrid, bm25 or dense")

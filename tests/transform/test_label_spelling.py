@@ -40,3 +40,19 @@ def test_offline_transform_writes_labels_as_the_task_spells_them(store, tmp_path
     kept = store.list_rows(pid, limit=100, status=["kept"])
     assert kept and Counter(r.output for r in kept).keys() <= {"yes", "no"}
     assert {r.source_json["answer"] for r in kept} == {"Yes.", "No."}  # the source keeps its own spelling
+
+
+def test_bench_balance_within_each_dataset(store):
+    from bench.e2e_bigbench import balance_project, rows_label_counts
+    from datatune_core.store import RowRecord
+
+    pid = store.create_project("bal", "Answer yes or no.")
+    spec = [("short", "no", 6), ("short", "yes", 2), ("long", "yes", 5), ("long", "no", 1)]
+    recs = [RowRecord(input=f"{ds} row {lab} {i}", output=lab, status="kept", dataset_id=ds,
+                      source_row_id=f"{ds}-{lab}-{i}") for ds, lab, n in spec for i in range(n)]
+    store.add_rows(pid, recs)
+    assert balance_project(store, pid, ["yes", "no"], 0, per_dataset=True) == 6  # 2+2 short, 1+1 long
+    kept = store.list_rows(pid, limit=100, status=["kept"])
+    assert {(r.dataset_id, r.output) for r in kept} == {("short", "no"), ("short", "yes"), ("long", "yes"),
+                                                         ("long", "no")}
+    assert rows_label_counts(store, pid, ["yes", "no"]) == {"yes": 3, "no": 3}
