@@ -87,6 +87,68 @@ def drop_leaks(rows: list[dict], unit: str) -> list[dict]:
     return [r for i, r in enumerate(rows) if i not in bad]
 
 
+def _fits(record, demos: list[dict], labels: list[str] | None) -> bool:
+    """Does a dataset's row format fit the task's? Multiple choice (the demonstrations show choices): a config with a
+    choices column. Classification (a label space): most sample answers are labels. Else: any."""
+    from datatune_core.leakage import normalize_text
+    from datatune_core.evaluation.prompting import split_choices
+
+    if any(split_choices(d["input"])[1] for d in demos):
+        return any(any(t.startswith("list[") for t in c.columns.values()) for c in record.configs)
+    if labels:
+        space = {normalize_text(x) for x in labels}
+        for c in record.configs:
+            vals = [str(r.get("answer", r.get("target", ""))) for r in c.sample_rows]
+            if vals and sum(normalize_text(v) in space for v in vals) * 2 > len(vals):
+                return True
+        return False
+    return True
+
+
+def pick_datasets(cands: list, n: int, how: str, demos: list[dict], labels: list[str] | None) -> list:
+    """The top `n` retrieved candidates with rows ("top", the app's default), or the top `n` whose row format fits the
+    task's ("format"; filled up from the rest in retrieval order). Uses the task's demonstrations only."""
+    if how == "top":
+        return cands[:n]
+    fit = [c for c in cands if _fits(c.record, demos, labels)]
+    return (fit + [c for c in cands if c not in fit])[:n]
+
+
+def rows_label_counts(store, pid: int, labels: list[str]) -> dict:
+    from datatune_core.transformation.labelbalance import label_counts
+
+    return label_counts([{"output": r.output} for r in store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"])],
+                        labels)
+
+
+def balance_project(store, pid: int, labels: list[str], seed: int, per_dataset: bool = False) -> int:
+    """Reject (as a reviewer would) the rows above the rarest label's count, over all rows or within each source
+    dataset (`per_dataset`: a label must not be told by which dataset, hence which input shape, a row comes
+    from); returns the rows still kept."""
+    from datatune_core.transformation.labelbalance import balance_drop
+
+    rows = store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"])
+    groups = {} if per_dataset else {"": list(range(len(rows)))}
+    for i, r in enumerate(rows if per_dataset else []):
+        groups.setdefault(r.dataset_id, []).append(i)
+    drop = {g[j] for g in groups.values()
+            for j in balance_drop([{"output": rows[i].output} for i in g], labels, seed)}
+    if drop:
+        store.set_row_status([rows[i].id for i in sorted(drop)], "rejected", "label balance")
+    return store.count_rows(pid, status=["kept", "edited"])
+
+
+def show_samples(store, pid: int, log, k: int = 2) -> None:
+    """A few transformed rows per dataset on stderr (for reading; never written to the results file)."""
+    seen: dict = {}
+    for r in store.list_rows(pid, limit=10 ** 6, status=["kept", "edited"]):
+        if len(seen.setdefault(r.dataset_id, [])) < k:
+            seen[r.dataset_id].append(r)
+    for ds, rs in seen.items():
+        for r in rs:
+            log(f"  sample {ds}: {r.input[:300]!r} -> {r.output[:80]!r}")
+
+
 def score_pair(unit: str, model: str | None, adapter: str, limit: int | None, styles: list[str]) -> dict:
     from datatune_core.benchmark import bigbench
     from datatune_core.evaluation.bigbench_eval import evaluate_pair
@@ -106,6 +168,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
     from datatune_core import jobs
     from datatune_core.retrieval.search import save_candidates, search
     from datatune_core.retrieval.index import load_index
+    from datatune_core.transformation.expand import heuristic_expansion
     from datatune_core.spec import Example, TaskSpec
     from datatune_core.training.trainer import LoraTrainConfig, train_rows
     from datatune_core.transformation.pipeline import TransformOptions
@@ -115,21 +178,32 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
     name = f"e2e-{unit.replace('/', '-')}-{int(time.time())}"
     pid = store.create_project(name, instruction, examples=demos, eval_task=unit)
     spec = TaskSpec(instruction, [Example(**d) for d in demos], eval_task=unit)
-    res = search(spec, catalogs=catalogs, top_k=10, rerank=False, eval_task=unit, mode=a.mode)
+    res = search(spec, catalogs=catalogs, top_k=a.top_k, rerank=False, eval_task=unit, mode=a.mode)
     save_candidates(store, pid, res)
-    picked = [c for c in res.candidates if c.record.has_rows()][: a.datasets]
+    with_rows = [c for c in res.candidates if c.record.has_rows()]
+    labels = heuristic_expansion(spec).label_space
+    picked = pick_datasets(with_rows, a.datasets, a.pick, demos, labels)
     for c in picked:
         store.upsert_candidate(pid, c.record.id, decision="accepted")
-    log(f"{unit}: retrieved {[c.record.id for c in picked]} ({len(res.excluded)} excluded by the leakage guard)")
-    out: dict = {"unit": unit, "datasets": [c.record.id for c in picked], "excluded": len(res.excluded)}
+    log(f"{unit}: retrieved {[c.record.id for c in picked]} ({len(res.excluded)} excluded by the leakage guard; "
+        f"pick={a.pick}, labels={labels})")
+    out: dict = {"unit": unit, "datasets": [c.record.id for c in picked], "excluded": len(res.excluded),
+                 "retrieved_with_rows": [c.record.id for c in with_rows], "labels": labels}
     opts = TransformOptions(target_size=a.rows, max_datasets=a.datasets, use_llm=False)
     tj = store.get_job(jobs.start_job(store, "transform", opts.to_dict(), project_id=pid, background=False))
     kept = store.count_rows(pid, status=["kept", "edited"])
     out["transform"] = {"status": tj.status, "kept_rows": kept, "error": tj.error}
     log(f"{unit}: transform {tj.status}, {kept} rows kept")
+    if labels:
+        out["transform"]["labels_before"] = rows_label_counts(store, pid, labels)
+        if a.balance:
+            kept = balance_project(store, pid, labels, a.seed, per_dataset=a.balance == "dataset")
+            out["transform"].update(kept_rows=kept, labels_after=rows_label_counts(store, pid, labels))
+        log(f"{unit}: labels {out['transform']}")
+    show_samples(store, pid, log)
     styles = ["auto", "bigbench"]
     base_cfg = dict(model=a.model, max_steps=a.steps, max_rows=a.max_rows, eval_tasks=[unit], eval_every=10 ** 6,
-                    save_every=10 ** 6)
+                    save_every=10 ** 6, learning_rate=a.lr, max_seq_len=a.max_seq_len)
     variants: dict = {}
     if kept:
         cfg = LoraTrainConfig.from_preset("cpu-demo", **base_cfg)
@@ -139,6 +213,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
         log(f"{unit}: training {trj.status}" + (f" ({trj.error})" if trj.error else ""))
         if trj.status == "done":
             variants["datatune"] = score_pair(unit, a.model, trj.result["adapter"], a.limit, styles)
+            log(f"{unit}: datatune {json.dumps(variants['datatune'])}")
     n_rows = (out.get("train", {}).get("stats") or {}).get("train", 0) or a.rows
     from datatune_core.evaluation.prompting import PromptFormat
 
@@ -150,6 +225,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
             o = train_rows(rows, LoraTrainConfig.from_preset("cpu-demo", **base_cfg), Path(a.work) / name / "raw",
                            instruction, fmt=fmt)
             variants["raw"] = {**score_pair(unit, a.model, o["adapter"], a.limit, styles[:1]), "rows": len(rows)}
+            log(f"{unit}: raw {json.dumps(variants['raw'])}")
     if "random" in a.baselines:
         fams = bigbench.excluded_families(unit)
         pool = [r for r in idx.records if r.has_rows() and (r.family not in fams) and
@@ -162,6 +238,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
                                Path(a.work) / name / "random", instruction, fmt=fmt)
                 variants["random"] = {**score_pair(unit, a.model, o["adapter"], a.limit, styles[:1]),
                                       "dataset": rec.id, "rows": len(rows)}
+                log(f"{unit}: random {json.dumps(variants['random'])}")
     variants.setdefault("synthetic", {"skipped": "no capable LLM provider offline"})
     out["variants"] = variants
     out["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -216,6 +293,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rows", type=int, default=1000, help="transform target size")
     ap.add_argument("--max-rows", type=int, default=1000, help="at most this many rows trained on")
     ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the cpu-demo preset's)")
+    ap.add_argument("--max-seq-len", type=int, default=None, help="training sequence length (default: the preset's)")
+    ap.add_argument("--top-k", type=int, default=10, help="retrieved candidates to pick from")
+    ap.add_argument("--pick", default="top", choices=["top", "format"],
+                    help="top: the top retrieved datasets with rows; format: those whose row format fits the task's")
+    ap.add_argument("--balance", nargs="?", const="all", default=None, choices=["all", "dataset"],
+                    help="classification: as many rows per label as the rarest label has, over all rows (all) or "
+                         "within each source dataset (dataset)")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test rows")
     ap.add_argument("--baselines", default="raw,random")
     ap.add_argument("--mode", default="hybrid", help="retrieval mode: hybrid, bm25 or dense")

@@ -4,7 +4,9 @@
   examples that are not test rows), so base and tuned see identical prompts and only the adapter differs.
 - Scorers by task kind (`scoring.py`): classification = label accuracy (log-likelihood over the label space),
   normalized with chance = the majority label's share; multiple choice = log-likelihood over each row's choices,
-  chance = mean 1/k; free text = exact match (chance 0) plus chrF and ROUGE-L.
+  chance = mean 1/k; free text = exact match (chance 0) plus chrF and ROUGE-L, and, when a capable LLM provider
+  is set (`judge=` a client; the job and the CLI ask the project's provider), the answer judge's 0-100 score
+  (`answerjudge.py`) in `metrics["judge"]`.
 - Leakage: the adapter's training rows are checked against the test inputs (exact, contained, near copies).
 - `evaluate_project(store, pid, adapter=...)` -> [base, tuned] `EvalResult`s (task "project", per-row input,
   expected and answer for the side-by-side view); job kind "evaluate" with `project_test: true` runs it resumably.
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from datatune_core.evaluation.answerjudge import capable, judge_answers
 from datatune_core.errors import UserError
 from datatune_core.evaluation.bigbench_eval import EvalResult, ExampleResult, load_for_eval, save_result, training_meta, training_rows_of
 from datatune_core.leakage import LeakageError, LeakIndex, leak_message, text_hash
@@ -61,7 +64,8 @@ def check_project_leakage(adapter: str | None, ts: TestSet) -> None:
 
 
 def aggregate_project(ts: TestSet, rows: list[TestRow], results: list[ExampleResult], *, model: str,
-                      adapter: str | None, style: str, seconds: float = 0.0) -> EvalResult:
+                      adapter: str | None, style: str, seconds: float = 0.0, judge: Any = None,
+                      task: str | None = None) -> EvalResult:
     by = {r.index: r for r in rows}
     n = len(results)
     score = sum(r.score for r in results) / n if n else 0.0
@@ -73,6 +77,10 @@ def aggregate_project(ts: TestSet, rows: list[TestRow], results: list[ExampleRes
     else:
         low = 0.0
         metrics.update(text_metrics([r.prediction for r in results], [by[r.index].expected for r in results]))
+        if results and capable(judge):
+            metrics["judge"] = judge_answers([by[r.index].input for r in results],
+                                             [by[r.index].expected for r in results],
+                                             [r.prediction for r in results], judge, task=task)
     if ts.warning:
         metrics["warning"] = ts.warning
     return EvalResult(task=TASK, model=model, adapter=adapter, n=n, score=score,
@@ -92,13 +100,17 @@ def _rows(ts: TestSet, limit: int | None) -> list[TestRow]:
 
 def evaluate_project(store: Any, pid: int, model: str | None = None, adapter: str | None = None,
                      limit: int | None = None, *, compare: bool = True, style: str = "auto",
-                     progress: Callable[[str, int, int, float], None] | None = None) -> list[EvalResult]:
-    """[base] or [base, tuned] (same prompts, one model load) on the project's test set."""
+                     progress: Callable[[str, int, int, float], None] | None = None,
+                     judge: Any = None) -> list[EvalResult]:
+    """[base] or [base, tuned] (same prompts, one model load) on the project's test set; `judge`: an LLM client
+    for the free-text answer judge (used only when `answerjudge.capable`; "auto": the project's provider)."""
     from datatune_core.models import model_label
 
     ts = require_test_set(store, pid)
     check_project_leakage(adapter, ts)
     rows = _rows(ts, limit)
+    if judge == "auto":
+        judge = judge_client(store, pid, None, ts)
     m, tok, base = load_for_eval(model, adapter)
     fmt = project_format(store, pid, ts, adapter, style)
     variants = (["base", "tuned"] if compare else ["tuned"]) if adapter else ["base"]
@@ -118,8 +130,23 @@ def evaluate_project(store: Any, pid: int, model: str | None = None, adapter: st
         done0 += len(rows)
         out.append(aggregate_project(ts, rows, [ExampleResult(r.index, r.prediction, r.score) for r in res],
                                      model=model_label(base), adapter=adapter if v == "tuned" else None,
-                                     style=fmt.resolved(tok), seconds=time.perf_counter() - t0))
+                                     style=fmt.resolved(tok), seconds=time.perf_counter() - t0, judge=judge,
+                                     task=fmt.instruction))
     return out
+
+
+def judge_client(store: Any, pid: int, job_id: int | None, ts: TestSet, cfg: dict | None = None) -> Any:
+    """The project's LLM client for the free-text answer judge, or None (not free text, `judge: false`, or no
+    capable provider)."""
+    if ts.kind in ("classification", "multiple_choice") or (cfg or {}).get("judge") is False:
+        return None
+    from datatune_core.llm import get_client
+
+    try:
+        client = get_client(store, pid, job_id, stage="evaluate")
+    except Exception:  # no provider configured / unusable: the judge is optional
+        return None
+    return client if capable(client) else None
 
 
 def run_project_eval_job(ctx: Any) -> dict:
@@ -156,12 +183,14 @@ def run_project_eval_job(ctx: Any) -> dict:
                 ctx.progress(f"{v} model: {ctx.done_count()} of {len(keys)} test rows scored, about "
                              f"{eta_text(eta)} left", done=ctx.done_count())
     done = store.unit_results(ctx.job_id)
+    jc = judge_client(store, pid, ctx.job_id, ts, cfg)
     summary = []
     for v in variants:
         res = [ExampleResult(r.index, done[k]["prediction"], done[k]["score"]) for r in rows
                if (k := f"{v}|{TASK}|{r.index}") in done]
         er = aggregate_project(ts, rows, res, model=model_label(base), adapter=adapter if v == "tuned" else None,
-                               style=fmt.resolved(tok), seconds=time.perf_counter() - t0)
+                               style=fmt.resolved(tok), seconds=time.perf_counter() - t0,
+                               judge=jc, task=fmt.instruction)
         save_result(store, er, pid, cfg.get("run_id"), variant=v)
         summary.append({"variant": v, **er.summary()})
         ctx.log(f"{v} on the project's test set: score {er.score:.3f}, normalized {er.normalized_score:.1f} "

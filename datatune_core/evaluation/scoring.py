@@ -3,8 +3,10 @@
 - `PrefixCachedLM(model, tok, fmt)`: every prompt of a `prompting.PromptFormat` starts with the same instruction
   and demonstrations, so their keys/values are computed once and copied for each row; the row's own part runs
   once, each choice's first token is read from that pass and only the rest of multi-token choices runs again (as
-  one batch); generation continues from the copied cache. A row whose token ids do not start with the cached
-  prefix is scored without the cache, so results equal the uncached scorer's (up to float rounding).
+  one batch); generation continues from the copied cache. The cache is a transformers `DynamicCache`, passed
+  under the keyword the installed version takes (`cache_kwarg`: `cache` in transformers 5.x). A row whose token
+  ids do not start with the cached prefix is scored without the cache, so results equal the uncached scorer's (up
+  to float rounding).
 - `TestRow`: one row to score: multiple choice / label (log-likelihood over `options`, summed, no length
   normalisation, as BIG-bench's `cond_log_prob`) or free text (greedy, first line).
 - Metrics: `label_accuracy` with chance = the majority label's share of the test rows (a model that always says
@@ -68,14 +70,18 @@ class PrefixCachedLM:
         self._cache: Any = None
         self.hits = 0
         self.device = next(model.parameters()).device
+        self.cache_kw = cache_kwarg(model)
 
     def _prefix_cache(self) -> Any:
         import torch
 
         if self._cache is None:
+            from transformers import DynamicCache
+
             with torch.no_grad():
                 ids = torch.tensor([self.prefix], device=self.device)
-                self._cache = self.model(input_ids=ids, use_cache=True).past_key_values
+                cache = DynamicCache(config=self.model.config)
+                self._cache = self.model(input_ids=ids, use_cache=True, **{self.cache_kw: cache}).get(self.cache_kw)
         return self._cache
 
     def _split(self, ids: list[int]) -> tuple[list[int], Any]:
@@ -115,12 +121,12 @@ class PrefixCachedLM:
         with torch.no_grad():
             o = self.model(input_ids=torch.tensor([rest], device=self.device),
                            attention_mask=torch.ones(1, n_ctx, dtype=torch.long, device=self.device),
-                           past_key_values=cache, use_cache=True, logits_to_keep=1)
+                           use_cache=True, logits_to_keep=1, **{self.cache_kw: cache})
         first = torch.log_softmax(o.logits[0, -1].float(), dim=-1)
         scores = [float(first[c[0]]) if c else 0.0 for c in options]
         multi = [i for i, c in enumerate(options) if len(c) > 1]
         if multi:
-            cache = o.past_key_values
+            cache = o.get(self.cache_kw)
             cache.batch_repeat_interleave(len(multi))
             pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
             seqs = [options[i] for i in multi]
@@ -129,8 +135,8 @@ class PrefixCachedLM:
             mask = torch.tensor([[1] * n_ctx + [1] * (len(c) - 1) + [0] * (width - len(c) + 1) for c in seqs],
                                 device=self.device)
             with torch.no_grad():
-                logits = self.model(input_ids=ids, attention_mask=mask, past_key_values=cache,
-                                    use_cache=True).logits
+                logits = self.model(input_ids=ids, attention_mask=mask, use_cache=True,
+                                    **{self.cache_kw: cache}).logits
             for k, (i, c) in enumerate(zip(multi, seqs)):
                 lp = torch.log_softmax(logits[k, : len(c) - 1].float(), dim=-1)
                 scores[i] += float(lp.gather(1, torch.tensor(c[1:], device=self.device)[:, None]).sum())
@@ -148,7 +154,7 @@ class PrefixCachedLM:
         kw: dict[str, Any] = {}
         if cache is not None:
             mask = torch.cat([torch.ones(len(full), len(self.prefix), dtype=mask.dtype, device=self.device), mask], 1)
-            kw = {"past_key_values": cache, "use_cache": True}
+            kw = {self.cache_kw: cache, "use_cache": True}
         lo = min(len(r) - 1 for r, _ in seqs)
         with torch.no_grad():
             logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=width - lo, **kw).logits
@@ -169,7 +175,7 @@ class PrefixCachedLM:
         full = self.fmt.ids(self.tok, prompt)
         _, cache = self._split(full)
         ids = torch.tensor([full], device=self.device)
-        kw = {"past_key_values": cache} if cache is not None else {}
+        kw = {self.cache_kw: cache} if cache is not None else {}
         with torch.no_grad():
             gen = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                       max_new_tokens=max_new_tokens, do_sample=False,
@@ -177,6 +183,19 @@ class PrefixCachedLM:
                                       **kw)
         text = self.tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True)
         return text.strip().split("\n", 1)[0].strip() if text.strip() else ""
+
+
+def cache_kwarg(model: Any) -> str:
+    """The keyword a model's forward (and `generate`) takes its `Cache` under: "cache" since transformers 5.x
+    (`past_key_values` is deprecated there), "past_key_values" before."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        params = inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def max_new_tokens_for(tok: Any, outputs: Sequence[str]) -> int:

@@ -162,9 +162,11 @@ def judge_requests(pairs: Sequence[tuple[str, str]], task: str | None = None, ro
 
 
 def rate_pairs(pairs: Sequence[tuple[str, str]], client: Any, task: str | None = None,
-               concurrency: int | None = None, role: str = "cheap") -> tuple[list[Rated], str]:
-    """Ask the judge about every pair (through `client.bulk`); returns per-pair (rating, status) and the model."""
-    reqs = judge_requests(pairs, task=task, role=role)
+               concurrency: int | None = None, role: str = "cheap",
+               requests: list | None = None) -> tuple[list[Rated], str]:
+    """Ask the judge about every pair (through `client.bulk`); returns per-pair (rating, status) and the model.
+    `requests`: other 1-5 rating requests, one per pair (e.g. `answerjudge.answer_requests`), parsed the same way."""
+    reqs = requests if requests is not None else judge_requests(pairs, task=task, role=role)
     if not reqs:
         return [], ""
     by_id = {id(r): i for i, r in enumerate(reqs)}

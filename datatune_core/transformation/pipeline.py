@@ -337,9 +337,13 @@ def validate_outcome(v: RowValidator, o: RowOutcome, row: dict, prep: Prepared) 
 
 def to_records(outcomes: list[RowOutcome], rows: list[tuple[str, dict]], reasons: list[str | None],
                prep: Prepared, dataset_id: str, run_id: str) -> list[RowRecord]:
+    from datatune_core.transformation.labelbalance import canonical_label
+
     recs = []
     for o, (rid, row), reason in zip(outcomes, rows, reasons):
-        recs.append(RowRecord(input=o.input, output=o.output, status="rejected" if reason else "kept", reason=reason,
+        # a kept label is written as the task spells it ("No." -> "no"), as the scorer compares it
+        out = o.output if reason else canonical_label(o.output, prep.expanded.label_space)
+        recs.append(RowRecord(input=o.input, output=out, status="rejected" if reason else "kept", reason=reason,
                               source="transformed", dataset_id=dataset_id, config=prep.config or "",
                               source_row_id=rid, source_json=row, plan_version=prep.plan_version, path=o.path,
                               llm_call_id=o.call_id, content_hash=text_hash(o.input) if o.input else None,

@@ -151,11 +151,15 @@ def _eval_project(store, pid: int, model, adapter, limit, base: bool, prompt_sty
             last[0] = now
             typer.echo(f"{v} model: {done} of {total} rows scored, about {eta_text(eta)} left", err=True)
 
-    res = evaluate_project(store, pid, model, adapter, limit, compare=base, style=prompt_style, progress=prog)
+    res = evaluate_project(store, pid, model, adapter, limit, compare=base, style=prompt_style, progress=prog,
+                           judge="auto")
     out: dict = {"task": "project", "n": res[0].n}
     for r, v in zip(res, (["base", "tuned"] if adapter and base else ["tuned" if adapter else "base"])):
         save_result(store, r, pid, variant=v)
         extra = "".join(f"  {k} {r.metrics[k]:.1f}" for k in ("chrf", "rouge_l") if k in r.metrics)
+        if (r.metrics.get("judge") or {}).get("score") is not None:
+            extra += f"  judge {r.metrics['judge']['score']:.1f}"
+            out[f"{v}_judge"] = r.metrics["judge"]["score"]
         typer.echo(f"{v:5} project: score {r.score:.4f}  normalized {r.normalized_score:+.1f}{extra}  (n={r.n}, "
                    f"{r.seconds:.0f} s)")
         out[f"{v}_score"] = round(r.score, 6)
@@ -165,4 +169,4 @@ def _eval_project(store, pid: int, model, adapter, limit, base: bool, prompt_sty
     out.setdefault("base_score", None)
     out.setdefault("tuned_score", None)
     print_json({k: out[k] for k in ("task", "n", "base_score", "tuned_score")} |
-               {k: v for k, v in out.items() if k.endswith("_normalized")})
+               {k: v for k, v in out.items() if k.endswith(("_normalized", "_judge"))})
