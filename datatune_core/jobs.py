@@ -39,6 +39,7 @@ JOB_KINDS: dict[str, str] = {
     "search": "datatune_core.retrieve:run_search_job",
     "dry_run": "datatune_core.transform:run_dry_run_job",
     "transform": "datatune_core.transform_run:run_transform_job",
+    "repair": "datatune_core.repair:run_repair_job",
     "synth": "datatune_core.synth:run_synth_job",
     "train": "datatune_core.train:run_train_job",
     "evaluate": "datatune_core.evaluate:run_eval_job",

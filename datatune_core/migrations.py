@@ -277,4 +277,11 @@ MIGRATIONS: list[tuple[str, str]] = [
             llm_call_id, created_at FROM rows;
         """,
     ),
+    (
+        "0003_row_edit_links",
+        """
+        ALTER TABLE row_edits ADD COLUMN copied_from INTEGER REFERENCES row_edits(id) ON DELETE SET NULL;
+        CREATE INDEX row_edits_copied_from ON row_edits(copied_from);
+        """,
+    ),
 ]
