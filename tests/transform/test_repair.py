@@ -8,14 +8,13 @@ import json
 
 import pytest
 
-from datatune_core.jobs import JobContext
+from datatune_core.jobs import start_job
 from datatune_core.plan import load_plan
 from datatune_core.repair import apply_fix, dry_run_fix, save_fix
 from datatune_core.repair_clusters import cluster_rows, get_cluster
 from datatune_core.repair_fixes import guess_label, propose_fix
 from datatune_core.schema import ColumnMapping, save_mapping
 from datatune_core.transform import TransformOptions
-from datatune_core.transform_run import run_transform_job
 
 from .conftest import write_dataset
 
@@ -56,9 +55,11 @@ def make_project(store, tmp_path, rows=None, name="rv", columns=None) -> int:
 
 
 def transform(store, pid, **kw) -> dict:
+    """An offline transform job run here (kind "transform", status done)."""
     o = TransformOptions(use_llm=False, target_size=200, **kw)
-    job = store.create_job("transform", o.to_dict(), project_id=pid)
-    return run_transform_job(JobContext(store=store, job=store.get_job(job)))
+    job = store.get_job(start_job(store, "transform", o.to_dict(), project_id=pid, background=False))
+    assert job.status == "done", job.error
+    return job.result
 
 
 def ids_where(store, pid, prefix: str) -> list[int]:
