@@ -87,7 +87,7 @@ with st.container(border=True):
         with guard("Could not start the evaluation"):
             chosen_adapter = adapters[pick] if pick is not None else None
             if target == PROJECT and ts is None:
-                from datatune_core.testset import ensure_test_set
+                from datatune_core.evaluation.testset import ensure_test_set
 
                 ensure_test_set(store, pid, freeze=False)
             R.start_evaluation(store, pid, chosen if target != PROJECT else [],

@@ -42,7 +42,7 @@ def worker(model: str, case: str, steps: int, out: str, accum_scale: int = 1) ->
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    from datatune_core.train import LoraTrainConfig, LoraTrainer, lora_model, prepare_data
+    from datatune_core.training.trainer import LoraTrainConfig, LoraTrainer, lora_model, prepare_data
 
     torch.set_num_threads(1)
     c = CASES[case]

@@ -61,7 +61,7 @@ def paired_stats(base: list[float], tuned: list[float], low: float, high: float,
 # ----------------------------------------------------------------------------- the chain
 def raw_rows(record, limit: int) -> list[dict]:
     """Rows of a catalog dataset as they are: the first text column as input, the answer/target as output."""
-    from datatune_core.catalog import load_rows
+    from datatune_core.catalog.records import load_rows
 
     out = []
     for cfg in [c.name for c in record.configs] or [None]:
@@ -88,8 +88,8 @@ def drop_leaks(rows: list[dict], unit: str) -> list[dict]:
 
 
 def score_pair(unit: str, model: str | None, adapter: str, limit: int | None, styles: list[str]) -> dict:
-    from datatune_core import bigbench
-    from datatune_core.evaluate import evaluate_pair
+    from datatune_core.benchmark import bigbench
+    from datatune_core.evaluation.bigbench_eval import evaluate_pair
 
     u = bigbench.load_unit(unit)
     out = {}
@@ -102,12 +102,13 @@ def score_pair(unit: str, model: str | None, adapter: str, limit: int | None, st
 
 
 def run_unit(store, unit: str, a, catalogs, log) -> dict:
-    from datatune_core import bigbench, jobs
-    from datatune_core.retrieve import save_candidates, search
-    from datatune_core.searchindex import load_index
+    from datatune_core.benchmark import bigbench
+    from datatune_core import jobs
+    from datatune_core.retrieval.search import save_candidates, search
+    from datatune_core.retrieval.index import load_index
     from datatune_core.spec import Example, TaskSpec
-    from datatune_core.train import LoraTrainConfig, train_rows
-    from datatune_core.transform import TransformOptions
+    from datatune_core.training.trainer import LoraTrainConfig, train_rows
+    from datatune_core.transformation.pipeline import TransformOptions
 
     t0 = time.perf_counter()
     instruction, demos = bigbench.demo_task(unit)
@@ -139,7 +140,7 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
         if trj.status == "done":
             variants["datatune"] = score_pair(unit, a.model, trj.result["adapter"], a.limit, styles)
     n_rows = (out.get("train", {}).get("stats") or {}).get("train", 0) or a.rows
-    from datatune_core.prompting import PromptFormat
+    from datatune_core.evaluation.prompting import PromptFormat
 
     fmt = PromptFormat.for_unit(bigbench.load_unit(unit))
     idx = load_index(catalogs)

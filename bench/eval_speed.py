@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> dict:
         tmp = Path(tempfile.mkdtemp(prefix="bench-eval-"))
         os.environ["DATATUNE_BIGBENCH_DIR"] = str(write_minibench(tmp / "bb"))
         a.model, a.unit, a.n, a.repeats = str(build_tiny_model_dir(tmp / "m")), "mini_colors", 6, 1
-    from datatune_core import bigbench
-    from datatune_core.evaluate import eval_style, score_example, select_examples, unit_format, unit_test_rows, _max_new
+    from datatune_core.benchmark import bigbench
+    from datatune_core.evaluation.bigbench_eval import eval_style, score_example, select_examples, unit_format, unit_test_rows, _max_new
     from datatune_core.models import load_causal_lm
-    from datatune_core.scoring import PrefixCachedLM, score_rows
+    from datatune_core.evaluation.scoring import PrefixCachedLM, score_rows
 
     model, tok = load_causal_lm(a.model)
     u = bigbench.load_unit(a.unit)

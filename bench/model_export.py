@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 def main() -> int:
     from gpu_check import rows
 
-    from datatune_core.model_export import export_gguf, export_merged
-    from datatune_core.train import LoraTrainConfig, train_rows
+    from datatune_core.exporting.model import export_gguf, export_merged
+    from datatune_core.training.trainer import LoraTrainConfig, train_rows
 
     d = pathlib.Path(tempfile.mkdtemp(prefix="model-export-"))
     t = time.perf_counter()

@@ -33,11 +33,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from datatune_core.catalog import default_catalog_paths, load_rows  # noqa: E402
-from datatune_core.queryparse import parse_query  # noqa: E402
-from datatune_core.retrieve import DEFAULT_FUSION, LeakageGuard, _overlap_cached, hybrid_rank  # noqa: E402
-from datatune_core.searchindex import IndexConfig, load_index  # noqa: E402
-from datatune_core.searchscore import (FusionWeights, fuse_features, is_foreign, kind_match,  # noqa: E402
+from datatune_core.catalog.records import default_catalog_paths, load_rows  # noqa: E402
+from datatune_core.retrieval.query import parse_query  # noqa: E402
+from datatune_core.retrieval.search import DEFAULT_FUSION, LeakageGuard, _overlap_cached, hybrid_rank  # noqa: E402
+from datatune_core.retrieval.index import IndexConfig, load_index  # noqa: E402
+from datatune_core.retrieval.score import (FusionWeights, fuse_features, is_foreign, kind_match,  # noqa: E402
                                        popularity_order, query_features)
 
 LABELS = ROOT / "bench" / "data" / "retrieval_queries.jsonl"

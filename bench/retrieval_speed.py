@@ -47,9 +47,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from datatune_core import searchindex as S
-    from datatune_core.catalog import default_catalog_paths, load_catalog
-    from datatune_core.retrieve import hybrid_rank, search
+    from datatune_core.retrieval import index as S
+    from datatune_core.catalog.records import default_catalog_paths, load_catalog
+    from datatune_core.retrieval.search import hybrid_rank, search
 
     paths = default_catalog_paths(home)
     try:

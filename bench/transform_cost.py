@@ -35,12 +35,12 @@ for k in ("DATATUNE_PROVIDER", "DATATUNE_NO_CACHE"):
     os.environ.pop(k, None)
 
 from datatune_core import jobs  # noqa: E402
-from datatune_core.catalog import default_catalog_paths, load_catalogs, load_rows  # noqa: E402
+from datatune_core.catalog.records import default_catalog_paths, load_catalogs, load_rows  # noqa: E402
 from datatune_core.config import shared_dir  # noqa: E402
 from datatune_core.llm import LLMRequest, get_client  # noqa: E402
 from datatune_core.llm.parsing import extract_json  # noqa: E402
 from datatune_core.store import Store  # noqa: E402
-from datatune_core.transform import TransformOptions  # noqa: E402
+from datatune_core.transformation.pipeline import TransformOptions  # noqa: E402
 from tests.fakes.messages_server import MessagesServer, approx_tokens  # noqa: E402
 
 DATASET = "bigbench/bbq_lite_json"
@@ -261,7 +261,7 @@ def main() -> None:
         print(f"[engine, template path] {json.dumps(tmpl)}", flush=True)
         cached = engine_run(store, srv, "cached", configs, TransformOptions(path="llm", **common))
         print(f"[engine, per-row LLM + caching] {json.dumps(cached)}", flush=True)
-        from datatune_core.expand import ExpandedTask
+        from datatune_core.transformation.expand import ExpandedTask
 
         exp = ExpandedTask(INSTRUCTION, DEMOS, description=INSTRUCTION, task_kind="multiple_choice")
         rows = [r for _, r in load_rows(rec, configs[0], limit=args.baseline_rows)]

@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datatune_core.errors import user_facing
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Offline by default: never try the Hugging Face Hub unless the user opts in.
@@ -23,6 +25,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@user_facing
 class SettingsError(RuntimeError):
     """A setting is unusable; the message names the setting and the fix."""
 

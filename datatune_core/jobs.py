@@ -28,22 +28,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .store import Job, Store
+from datatune_core.errors import user_facing
+from datatune_core.store import Job, Store
 
 HEARTBEAT_S = 2.0
 STALE_AFTER_S = 20.0
 
 # kind -> "module:function"; each stage module adds its own entry.
 JOB_KINDS: dict[str, str] = {
-    "index": "datatune_core.retrieve:run_index_job",
-    "search": "datatune_core.retrieve:run_search_job",
-    "dry_run": "datatune_core.transform:run_dry_run_job",
-    "transform": "datatune_core.transform_run:run_transform_job",
-    "repair": "datatune_core.repair:run_repair_job",
-    "synth": "datatune_core.synth:run_synth_job",
-    "train": "datatune_core.train:run_train_job",
-    "evaluate": "datatune_core.evaluate:run_eval_job",
-    "quality": "datatune_core.quality:run_quality_job",
+    "index": "datatune_core.retrieval.search:run_index_job",
+    "search": "datatune_core.retrieval.search:run_search_job",
+    "dry_run": "datatune_core.transformation.pipeline:run_dry_run_job",
+    "transform": "datatune_core.transformation.run:run_transform_job",
+    "repair": "datatune_core.transformation.repair:run_repair_job",
+    "synth": "datatune_core.synth.generate:run_synth_job",
+    "train": "datatune_core.training.trainer:run_train_job",
+    "evaluate": "datatune_core.evaluation.bigbench_eval:run_eval_job",
+    "quality": "datatune_core.quality.profiling:run_quality_job",
+}
+
+
+# Job rows written before issue 16's package layout may name a kind by its old "module:function" path
+# (restructure: keep — tools/restructure_moves.py leaves the lines below alone).
+PATHS_BEFORE_PACKAGES: dict[str, str] = {
+    "datatune_core.retrieve:run_index_job": "index",  # restructure: keep
+    "datatune_core.retrieve:run_search_job": "search",  # restructure: keep
+    "datatune_core.transform:run_dry_run_job": "dry_run",  # restructure: keep
+    "datatune_core.transform_run:run_transform_job": "transform",  # restructure: keep
+    "datatune_core.synth:run_synth_job": "synth",  # restructure: keep
+    "datatune_core.train:run_train_job": "train",  # restructure: keep
+    "datatune_core.evaluate:run_eval_job": "evaluate",  # restructure: keep
+    "datatune_core.quality:run_quality_job": "quality",  # restructure: keep
 }
 
 
@@ -55,6 +70,7 @@ class JobPaused(Exception):
     """Raised inside a job to stop it in a resumable state (e.g. budget reached)."""
 
 
+@user_facing
 class JobError(RuntimeError):
     """A job cannot be started or resumed; the message says why."""
 
@@ -65,7 +81,7 @@ FAILED_INSIDE = "failed inside DataTune"
 
 def job_error(e: BaseException) -> tuple[str, str]:
     """(plain error text, job message): no class names; the traceback goes to the job log."""
-    from .errors import user_error_message
+    from datatune_core.errors import user_error_message
 
     msg = user_error_message(e)
     if msg is not None:
@@ -75,6 +91,7 @@ def job_error(e: BaseException) -> tuple[str, str]:
 
 
 def resolve_kind(kind: str) -> Callable[["JobContext"], Any]:
+    kind = PATHS_BEFORE_PACKAGES.get(kind, kind)
     target = JOB_KINDS.get(kind, kind)
     if ":" not in target:
         raise JobError(f"Unknown job kind {kind!r}. Known kinds: {', '.join(sorted(JOB_KINDS))}.")

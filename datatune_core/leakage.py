@@ -23,38 +23,24 @@ leak too ("family").
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import UserError
+from datatune_core.errors import UserError
+from datatune_core.text import normalize_text, text_hash  # noqa: F401  (re-used here; defined once in text.py)
 
 MIN_CONTAIN_WORDS = 5  # shorter test inputs only match exactly (or as a whole segment)
 NEAR_THRESHOLD = 0.7
 NUM_PERM = 64
 MIN_NEAR_WORDS = 5
 
-_PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)
 _WS = re.compile(r"\s+", re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _OPTIONS = re.compile(r"\n\s*(?:options|choices|answer choices|possible answers)\s*:", re.I)
 _CHOICE_LINE = re.compile(r"^\s*(?:choice\s*:|[-*\u2022]\s|\(?[a-hA-H1-9]\)\s|[a-hA-H][.)]\s)")
 _LABEL = re.compile(r"^\s*(?:q|question|input|context|premise|text|sentence|passage|statement)\s*:\s*", re.I)
-
-
-def normalize_text(s: str) -> str:
-    """NFKC, casefold, collapse whitespace, strip punctuation at both ends."""
-    s = unicodedata.normalize("NFKC", s or "").casefold()
-    s = _WS.sub(" ", s).strip()
-    return _PUNCT_EDGES.sub("", s).strip()
-
-
-def text_hash(s: str) -> str:
-    """A stable hash of `normalize_text(s)` (sha1 hex) used by all leakage guards."""
-    return hashlib.sha1(normalize_text(s).encode("utf-8")).hexdigest()
 
 
 def segments(text: str) -> list[str]:
@@ -207,7 +193,7 @@ class LeakIndex:
 # ----------------------------------------------------------------------------- test sets and families
 def unit_test_texts(unit: str, root: str | None = None) -> list[str]:
     """A BIG-bench unit's test inputs as guards see them (choice-only units: the choices)."""
-    from . import bigbench
+    from datatune_core.benchmark import bigbench
 
     return bigbench.test_inputs(unit, root)
 
@@ -219,7 +205,7 @@ def _unit_index(unit: str, root: str | None, mtime: float) -> LeakIndex:
 
 def index_for_unit(unit: str, root: str | None = None) -> LeakIndex:
     """The (cached) LeakIndex of a unit's test inputs."""
-    from . import bigbench
+    from datatune_core.benchmark import bigbench
 
     d = bigbench.root_dir(root)
     return _unit_index(unit, str(d), (d / "splits.json").stat().st_mtime)
@@ -228,7 +214,7 @@ def index_for_unit(unit: str, root: str | None = None) -> LeakIndex:
 @lru_cache(maxsize=1)
 def _catalog_families() -> dict[str, str]:
     try:
-        from .catalog import load_catalogs
+        from datatune_core.catalog.records import load_catalogs
 
         return {r.id: r.family for r in load_catalogs().records if r.family}
     except Exception:  # no catalog: only bigbench/<task> ids can be placed
@@ -246,7 +232,7 @@ def family_of(dataset_id: str | None) -> str | None:
 
 def family_leaks(rows: Sequence[dict], units: Sequence[str], root: str | None = None) -> list[Leak]:
     """Rows whose source dataset (`dataset_id`) is in an evaluation unit's excluded families."""
-    from . import bigbench
+    from datatune_core.benchmark import bigbench
 
     out = []
     for u in units:

@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import default_home, load_settings
-from .errors import UserError
+from datatune_core.config import default_home, load_settings
+from datatune_core.errors import UserError
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TRAINING_META = "datatune_training.json"  # written next to an adapter by training
+TRAINING_ROWS = "datatune_training_rows.jsonl.gz"  # the rows an adapter learned from, for evaluation's leakage guard
 DEFAULT_ALIASES = {None, "", "default", "smollm2", DEFAULT_MODEL_NAME.lower()}
 
 

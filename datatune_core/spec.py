@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from datatune_core.errors import UserError
 
 MAX_INSTRUCTION_CHARS = 20_000
 MAX_EXAMPLE_CHARS = 20_000

@@ -1,5 +1,5 @@
 """The "Try it" box of the Evaluate & Export page: one prompt, the base and the fine-tuned answers side by side,
-streamed as they are generated (datatune_core.chat, the project's prompt format)."""
+streamed as they are generated (datatune_core.exporting.chat, the project's prompt format)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .errors import guard
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model...")
 def _session(adapter: str) -> Any:
-    from datatune_core.chat import ChatSession
+    from datatune_core.exporting.chat import ChatSession
 
     return ChatSession(adapter)
 

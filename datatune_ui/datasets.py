@@ -23,7 +23,7 @@ def md_escape(text: str | None) -> str:
 
 
 def index_state(store: Store) -> dict:
-    from datatune_core.searchindex import index_status
+    from datatune_core.retrieval.index import index_status
 
     return index_status(home=store.home)
 
@@ -33,7 +33,7 @@ def start_index(store: Store, pid: int | None) -> int:
 
 
 def start_search(store: Store, pid: int, query: str, top_k: int = 10, rerank: bool = True) -> int:
-    from datatune_core.retrieve import start_search as _start
+    from datatune_core.retrieval.search import start_search as _start
 
     return _start(store, pid, query, top_k=top_k, rerank=rerank)
 
@@ -116,7 +116,7 @@ def set_config(store: Store, pid: int, dataset_id: str, config: str) -> None:
 def upload_local(store: Store, pid: int, uploaded, name: str | None = None, description: str | None = None) -> dict:
     """Save an uploaded file (size-limited, sanitized name), profile it into the user catalog, and list it as a
     candidate of this project. Returns the record as a dict."""
-    from datatune_core.catalog import add_local_dataset
+    from datatune_core.catalog.records import add_local_dataset
 
     path = save_upload(uploaded, store.home / "uploads", allowed=DATASET_TYPES)
     try:

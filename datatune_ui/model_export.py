@@ -15,8 +15,8 @@ FORMAT_LABELS = {"merged": "Merged Hugging Face folder (transformers, vLLM)",
 
 
 def _export(store: Any, pid: int, adapter: str, fmt: str, outtype: str) -> dict:
-    from datatune_core.export import export_root
-    from datatune_core.model_export import export_model
+    from datatune_core.exporting.artifacts import export_root
+    from datatune_core.exporting.model import export_model
 
     bar = st.progress(0.0, text="Exporting...")
 
@@ -63,7 +63,7 @@ def export_panel(store: Any, pid: int, adapters: list[dict]) -> None:
 
 def _hub(folder: str, key: str) -> None:
     from datatune_core.config import load_settings
-    from datatune_core.export import hub_token, push_to_hub
+    from datatune_core.exporting.artifacts import hub_token, push_to_hub
 
     if not hub_token():
         st.caption(":material/cloud_off: To share it on the Hugging Face Hub, set HF_TOKEN before starting the app.")

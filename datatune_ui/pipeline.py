@@ -18,7 +18,7 @@ from typing import Any
 from datatune_core.store import Store
 
 def _transform():
-    from datatune_core import transform
+    from datatune_core.transformation import pipeline as transform
 
     return transform
 
@@ -61,7 +61,7 @@ def columns_of(store: Store, pid: int, dataset_id: str, config: str | None) -> t
 
 def latest(store: Store, pid: int, dataset_id: str, config: str | None) -> dict:
     """The stored versions of a source (read only): expanded, mapping, plan (+ their version lists)."""
-    from datatune_core.expand import load_expanded
+    from datatune_core.transformation.expand import load_expanded
 
     exp = load_expanded(store, pid)
     mv = store.mapping_versions(pid, dataset_id, config)
@@ -73,9 +73,9 @@ def latest(store: Store, pid: int, dataset_id: str, config: str | None) -> dict:
 
 def save_roles(store: Store, pid: int, dataset_id: str, config: str | None, roles: dict[str, str]) -> tuple[int, int]:
     """A user edit of the column roles -> new mapping version, and a new plan made from it."""
-    from datatune_core.expand import load_expanded
-    from datatune_core.plan import make_plan, save_plan
-    from datatune_core.schema import ColumnMapping, save_mapping
+    from datatune_core.transformation.expand import load_expanded
+    from datatune_core.transformation.plan import make_plan, save_plan
+    from datatune_core.transformation.schema import ColumnMapping, save_mapping
 
     t = _transform()
     columns, samples = columns_of(store, pid, dataset_id, config)
@@ -99,7 +99,7 @@ def save_roles(store: Store, pid: int, dataset_id: str, config: str | None, role
 def save_plan_edit(store: Store, pid: int, base: dict, steps: list[str], null_rule: str, deterministic: bool,
                    template_input: str, template_output: str) -> int:
     """A user edit of a plan (based on the stored payload `base`) -> new plan version (validated)."""
-    from datatune_core.plan import Plan, save_plan
+    from datatune_core.transformation.plan import Plan, save_plan
 
     d = dict(base)
     d.update(steps=[s.strip() for s in steps if s.strip()], null_rule=null_rule.strip(),
@@ -113,7 +113,7 @@ def save_plan_edit(store: Store, pid: int, base: dict, steps: list[str], null_ru
 
 
 def save_expanded_edit(store: Store, pid: int, base: Any, **fields: Any) -> int:
-    from datatune_core.expand import ExpandedTask, save_expanded
+    from datatune_core.transformation.expand import ExpandedTask, save_expanded
 
     d = base.to_dict() if hasattr(base, "to_dict") else dict(base)
     d.update(fields)
@@ -154,14 +154,14 @@ def transform_defaults() -> dict:
 
 
 def start_transform(store: Store, pid: int, options: dict) -> int:
-    from datatune_core.transform_run import start_transform as start
+    from datatune_core.transformation.run import start_transform as start
 
     return start(store, pid, options)
 
 
 def preview_transform(store: Store, pid: int, options: dict) -> dict:
     """What a transform action will do (N new, M re-transformed, K left as decided), before it starts."""
-    from datatune_core.transform_run import preview_transform as preview
+    from datatune_core.transformation.run import preview_transform as preview
 
     return preview(store, pid, options)
 
@@ -180,14 +180,14 @@ def run_rows(store: Store, pid: int, run_id: str) -> dict:
 
 # ------------------------------------------------------------------------------------ synthetic rows and the mix
 def synth_defaults() -> dict:
-    from datatune_core.synth import SynthOptions
+    from datatune_core.synth.generate import SynthOptions
 
     return asdict(SynthOptions())
 
 
 def start_synth(store: Store, pid: int, n_rows: int, per_call: int = 5, budget_usd: float | None = None) -> int:
     """Prompt2Model-style synthetic rows as job kind "synth" (deduplicated against every kept row)."""
-    from datatune_core.synth import SynthOptions, start_synth as _start
+    from datatune_core.synth.generate import SynthOptions, start_synth as _start
 
     return _start(store, pid, SynthOptions(n_rows=int(n_rows), per_call=int(per_call), budget_usd=budget_usd or None))
 
@@ -200,7 +200,7 @@ def source_counts(store: Store, pid: int) -> dict[str, int]:
 
 def current_mix(store: Store, pid: int) -> dict | None:
     """The project's chosen mix as {"target_size", "synthetic_share"} (None: every kept row)."""
-    from datatune_core.mix import project_mix
+    from datatune_core.transformation.mix import project_mix
 
     m = project_mix(store, pid)
     if m is None:
@@ -210,7 +210,7 @@ def current_mix(store: Store, pid: int) -> dict | None:
 
 
 def _mix_options(target_size: int | None, synthetic_share: float):
-    from datatune_core.mix import MixOptions
+    from datatune_core.transformation.mix import MixOptions
 
     share = round(float(synthetic_share), 4)
     return MixOptions(target_size=int(target_size) if target_size else None,
@@ -219,14 +219,14 @@ def _mix_options(target_size: int | None, synthetic_share: float):
 
 def mix_preview(store: Store, pid: int, target_size: int | None, synthetic_share: float) -> dict:
     """What a mix would give, without saving it: rows, per source, available, short_by, duplicates dropped."""
-    from datatune_core.mix import mix_rows
+    from datatune_core.transformation.mix import mix_rows
 
     return mix_rows(store, pid, _mix_options(target_size, synthetic_share))[1]
 
 
 def save_mix(store: Store, pid: int, target_size: int | None, synthetic_share: float | None) -> dict | None:
     """Store the mix for the curated dataset (training, the quality profile and exports use it); None clears it."""
-    from datatune_core.mix import set_project_mix
+    from datatune_core.transformation.mix import set_project_mix
 
     opts = None if synthetic_share is None else _mix_options(target_size, synthetic_share)
     set_project_mix(store, pid, opts)

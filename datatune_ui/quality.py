@@ -1,5 +1,5 @@
-"""Accessors for the quality charts on the Review and Evaluate pages (no metrics here: `datatune_core.quality`
-computes them, `datatune_core.charts` draws them).
+"""Accessors for the quality charts on the Review and Evaluate pages (no metrics here: `datatune_core.quality.profiling`
+computes them, `datatune_core.quality.charts` draws them).
 
 - `review_profile(store, pid)`: the stored profile of the *current* dataset version when the quality job has
   made one; otherwise an instant no-embedding, no-difficulty profile of the kept rows (cached until the rows
@@ -32,7 +32,7 @@ def rows_key(store: Store, pid: int) -> tuple:
     """A cheap marker that changes whenever the curated rows change (kept + edited rows, or the chosen mix)."""
     import json
 
-    from datatune_core.mix import MIX_SETTING
+    from datatune_core.transformation.mix import MIX_SETTING
 
     r = store.query_one("SELECT COUNT(*), MAX(updated_at), SUM(id) FROM rows WHERE project_id=? AND status IN "
                         "('kept','edited')", (pid,))
@@ -47,8 +47,8 @@ def _latest_profile_artifact(store: Store, pid: int) -> int | None:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _review_profile(home: str, pid: int, key: tuple, art: int | None, eval_task: str | None) -> dict:
-    from datatune_core.mix import curated_rows
-    from datatune_core.quality import (QualityConfig, current_dataset_version, find_profile, profile,
+    from datatune_core.transformation.mix import curated_rows
+    from datatune_core.quality.profiling import (QualityConfig, current_dataset_version, find_profile, profile,
                                        usable_eval_task)
 
     store = Store.open(home)
@@ -77,7 +77,7 @@ def _review_profile(home: str, pid: int, key: tuple, art: int | None, eval_task:
 def review_profile(store: Store, pid: int) -> dict:
     """{"profile": QualityProfile | None, "kind": "stored" | "instant" | "too_many" | None, "version", "rows",
     "older" (the newest profile of an earlier version, when the current one has none)}."""
-    from datatune_core.quality import QualityProfile
+    from datatune_core.quality.profiling import QualityProfile
 
     p = store.get_project(pid)
     d = dict(_review_profile(str(store.home), pid, rows_key(store, pid), _latest_profile_artifact(store, pid),
@@ -87,7 +87,7 @@ def review_profile(store: Store, pid: int) -> dict:
 
 
 def figures(prof: Any) -> dict:
-    from datatune_core.charts import quality_figures
+    from datatune_core.quality.charts import quality_figures
 
     return quality_figures(prof) if prof is not None else {}
 
@@ -103,14 +103,14 @@ def start_quality(store: Store, pid: int) -> int:
 
 
 def runs(store: Store, pid: int) -> list[dict]:
-    """`datatune_core.quality.runs_overview`: each training run, its score and its data's profile."""
-    from datatune_core.quality import runs_overview
+    """`datatune_core.quality.profiling.runs_overview`: each training run, its score and its data's profile."""
+    from datatune_core.quality.profiling import runs_overview
 
     return runs_overview(store, pid)
 
 
 def runs_figure(items: list[dict]):
-    from datatune_core.charts import runs_figure as _fig
+    from datatune_core.quality.charts import runs_figure as _fig
 
     return _fig(items)
 
@@ -131,7 +131,7 @@ def runs_table(items: list[dict]) -> list[dict]:
 def charts_zip(figs: dict, png: bool = True) -> bytes:
     """The figures as `<name>.html` (+ plotly.min.js once) and, when kaleido and Chromium work, `<name>.png`,
     zipped; a NOTE.txt says why PNGs are missing."""
-    from datatune_core.charts import export_figures
+    from datatune_core.quality.charts import export_figures
 
     with tempfile.TemporaryDirectory(prefix="dt-charts-") as tmp:
         res = export_figures(figs, tmp, formats=("html", "png") if png else ("html",))

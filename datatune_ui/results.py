@@ -17,13 +17,13 @@ def kept_rows(store: Store, pid: int) -> int:
 
 
 def presets() -> dict[str, dict]:
-    from datatune_core.train import PRESETS
+    from datatune_core.training.trainer import PRESETS
 
     return PRESETS
 
 
 def start_training(store: Store, pid: int, preset: str, **overrides: Any) -> int:
-    from datatune_core.train import LoraTrainConfig, start_training as _start
+    from datatune_core.training.trainer import LoraTrainConfig, start_training as _start
 
     cfg = LoraTrainConfig.from_preset(preset, **{k: v for k, v in overrides.items() if v not in (None, "")})
     return _start(store, pid, cfg)
@@ -87,7 +87,7 @@ def start_evaluation(store: Store, pid: int, units: list[str], adapter: str | No
 
 # ------------------------------------------------------------------------------------------ test set + leakage
 def test_set(store: Store, pid: int):
-    from datatune_core.testset import load_test_set
+    from datatune_core.evaluation.testset import load_test_set
 
     return load_test_set(store, pid)
 
@@ -104,7 +104,7 @@ def describe_test_set(ts) -> str:
 
 
 def hold_out(store: Store, pid: int, fraction: float):
-    from datatune_core.testset import make_heldout
+    from datatune_core.evaluation.testset import make_heldout
 
     return make_heldout(store, pid, fraction=fraction)
 
@@ -112,7 +112,7 @@ def hold_out(store: Store, pid: int, fraction: float):
 def upload_test_set(store: Store, pid: int, name: str, data: bytes):
     from pathlib import Path
 
-    from datatune_core.testset import from_upload
+    from datatune_core.evaluation.testset import from_upload
 
     d = store.home / "projects" / str(pid) / "uploads"
     d.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def upload_test_set(store: Store, pid: int, name: str, data: bytes):
 
 
 def examples_as_test_set(store: Store, pid: int):
-    from datatune_core.testset import from_examples
+    from datatune_core.evaluation.testset import from_examples
 
     return from_examples(store, pid)
 
@@ -133,9 +133,9 @@ _LEAK_MEMO: dict[tuple, str | None] = {}
 def training_block(store: Store, pid: int, eval_tasks: list[str]) -> str | None:
     """Why training would be refused for leaking test data (the rows and why), or None. Memoized per content."""
     from datatune_core.leakage import LeakageError
-    from datatune_core.quality import dataset_version
-    from datatune_core.testset import load_test_set, without_test_rows
-    from datatune_core.train import filter_leakage, project_rows
+    from datatune_core.quality.profiling import dataset_version
+    from datatune_core.evaluation.testset import load_test_set, without_test_rows
+    from datatune_core.training.trainer import filter_leakage, project_rows
 
     rows = project_rows(store, pid)
     ts = load_test_set(store, pid)
@@ -156,7 +156,7 @@ def training_block(store: Store, pid: int, eval_tasks: list[str]) -> str | None:
 # ------------------------------------------------------------------------------------------ results
 def eval_table(store: Store, pid: int) -> list[dict]:
     """One row per task and prompt format: base and tuned normalized scores, n, gain."""
-    from datatune_core.evaluate import results_table
+    from datatune_core.evaluation.bigbench_eval import results_table
 
     return results_table(store, pid)
 
@@ -204,7 +204,7 @@ def side_by_side(store: Store, pid: int, task: str = "project", prompts: str = "
     inputs: dict[int, tuple[str, str]] = {}
     if task != "project":
         try:
-            from datatune_core import bigbench
+            from datatune_core.benchmark import bigbench
 
             u = bigbench.load_unit(task)
             inputs = {ex.index: (bigbench.format_input(u, ex), ex.output) for ex in u.test}
@@ -267,13 +267,13 @@ def eval_figure(results: list[dict]):
 
 def latest_profile(store: Store, pid: int):
     """The newest stored quality profile of the project (any dataset version), or None."""
-    from datatune_core.quality import find_profile
+    from datatune_core.quality.profiling import find_profile
 
     return find_profile(store, pid)
 
 
 def export_dataset(store: Store, pid: int, fmt: str):
-    from datatune_core.mix import export_rows
+    from datatune_core.transformation.mix import export_rows
 
     name = {"jsonl": "dataset.jsonl", "parquet": "dataset.parquet", "disk": "dataset"}[fmt]
     return export_rows(store, pid, name, fmt)
@@ -285,7 +285,7 @@ def exports(store: Store, pid: int) -> list[dict]:
 
 def export_everything(store: Store, pid: int) -> dict:
     """Dataset folder + card, the latest adapter + model card (when trained) and the recipe."""
-    from datatune_core.export import export_all
+    from datatune_core.exporting.artifacts import export_all
 
     return {k: str(v) for k, v in export_all(store, pid).items()}
 

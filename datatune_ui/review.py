@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from datatune_core.curation import machine_status, revisions  # noqa: F401  (machine_status: for the pages)
-from datatune_core.reasons import plain_reason, reason_label  # noqa: F401  (reason_label: for the pages)
+from datatune_core.store.curation import machine_status, revisions  # noqa: F401  (machine_status: for the pages)
+from datatune_core.store.reasons import plain_reason, reason_label  # noqa: F401  (reason_label: for the pages)
 from datatune_core.store import Store
 
 SYNTHETIC = "synthetic"

@@ -2,8 +2,8 @@
 to similar rows. The page calls `show(store, pid, rev_key)` below the review grid.
 
 Grouping the rows embeds them with MiniLM, so it runs when the user asks (a button), and the groups are kept in
-the session until the left-out rows change. Proposals, dry runs and results come from `datatune_core.repair`
-and `datatune_core.similar`; the fix itself runs as a background job (kind "repair") with a live panel.
+the session until the left-out rows change. Proposals, dry runs and results come from `datatune_core.transformation.repair`
+and `datatune_core.transformation.similar`; the fix itself runs as a background job (kind "repair") with a live panel.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from datatune_core.reasons import reason_label
+from datatune_core.store.reasons import reason_label
 
 from . import widgets
 from .errors import guard
@@ -40,7 +40,7 @@ def show(store, pid: int, rev_key: str | None = None) -> None:
 
 # ------------------------------------------------------------------------------------------ plan repair
 def _repair_panel(store, pid: int, rev_key: str | None) -> None:
-    from datatune_core.repair_clusters import Cluster
+    from datatune_core.transformation.repair_clusters import Cluster
 
     K = f"dt_rp_{pid}_"
     fp = _fingerprint(store, pid)
@@ -59,7 +59,7 @@ def _repair_panel(store, pid: int, rev_key: str | None) -> None:
                           disabled_reason=None if fp[0] else "No row is left out or rejected.",
                           help="Uses a small embedding model on this computer; takes a few seconds."):
             with guard("Could not group the rows"), st.spinner(f"Grouping {fp[0]:,} rows by reason and content…"):
-                from datatune_core.repair_clusters import cluster_rows
+                from datatune_core.transformation.repair_clusters import cluster_rows
 
                 st.session_state[K + "clusters"] = (fp, [c.to_dict() for c in cluster_rows(store, pid)])
                 st.session_state.pop(K + "fix", None)
@@ -88,9 +88,9 @@ def _repair_panel(store, pid: int, rev_key: str | None) -> None:
                           help="Writes a change to the plan from these rows and your edits, and tries it on the "
                                "group's rows. Nothing is saved yet."):
             with guard("Could not propose a fix"), st.spinner("Writing a fix and trying it on the group's rows…"):
-                from datatune_core.repair import dry_run_fix
-                from datatune_core.repair_fixes import propose_fix
-                from datatune_core.transform import strong_client
+                from datatune_core.transformation.repair import dry_run_fix
+                from datatune_core.transformation.repair_fixes import propose_fix
+                from datatune_core.transformation.pipeline import strong_client
 
                 from .pipeline import client_for
 
@@ -102,7 +102,7 @@ def _repair_panel(store, pid: int, rev_key: str | None) -> None:
 
 
 def _fix_panel(store, pid: int, c, K: str) -> None:
-    from datatune_core.repair_fixes import Fix
+    from datatune_core.transformation.repair_fixes import Fix
 
     got = st.session_state.get(K + "fix")
     if not got or got[1] != c.row_ids:
@@ -129,8 +129,8 @@ def _fix_panel(store, pid: int, c, K: str) -> None:
     if widgets.button("Apply the fix", key=K + "apply", icon=":material/done:", type="primary",
                       help="Saves the change as a new plan version and transforms only this group's rows again."):
         with guard("Could not apply the fix"):
-            from datatune_core.repair import apply_fix
-            from datatune_core.repair_clusters import Cluster
+            from datatune_core.transformation.repair import apply_fix
+            from datatune_core.transformation.repair_clusters import Cluster
 
             cl = Cluster(c.id, c.code, c.dataset_id, c.config, list(c.row_ids))
             st.session_state[K + "job"] = apply_fix(store, pid, cl, fix, reopen=reopen)
@@ -139,7 +139,7 @@ def _fix_panel(store, pid: int, c, K: str) -> None:
 
 
 def _repair_result(store, pid: int, job_id: int, K: str, rev_key: str | None) -> None:
-    from datatune_core.repair import repair_result_rows
+    from datatune_core.transformation.repair import repair_result_rows
 
     job = widgets.job_panel(job_id, key="repair")
     if job.status != "done" or not job.result:
@@ -164,7 +164,7 @@ def _repair_result(store, pid: int, job_id: int, K: str, rev_key: str | None) ->
 
 # ------------------------------------------------------------------------------------------ apply to similar
 def _similar_panel(store, pid: int, rev_key: str | None) -> None:
-    from datatune_core.similar import apply_similar, find_similar, user_edits
+    from datatune_core.transformation.similar import apply_similar, find_similar, user_edits
 
     K = f"dt_sim_{pid}_"
     edits = user_edits(store, pid, limit=15)

@@ -89,7 +89,7 @@ def load_demo(pid: int, unit_key: str) -> None:
     try:
         if not name:
             raise UserError("Pick a demo task first.")
-        from datatune_core import bigbench
+        from datatune_core.benchmark import bigbench
 
         instruction, examples = bigbench.demo_task(name)
         get_store().update_project(pid, instruction=instruction, examples=examples, eval_task=name)
@@ -111,7 +111,7 @@ def validation_message(instruction: str, examples: list[dict]) -> str | None:
 def demo_units() -> list[str]:
     """BIG-bench units offered as demo tasks ([] when the shared data is absent)."""
     try:
-        from datatune_core import bigbench
+        from datatune_core.benchmark import bigbench
 
         return bigbench.list_units()
     except Exception:

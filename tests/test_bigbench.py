@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datatune_core import bigbench
+from datatune_core.benchmark import bigbench
 from datatune_core.config import bigbench_dir
 from datatune_core.errors import UserError
 from tests.train.minibench import write_minibench

@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..config import Settings, load_settings
-from ..store import Store
-from .base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult, LLMTransientError,
+from datatune_core.config import Settings, load_settings
+from datatune_core.store import Store
+from datatune_core.llm.base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult, LLMTransientError,
                    Provider, ProviderReply, ProviderUnavailable, Usage)
-from .client import ClientConfig, LLMClient, _env_no_cache
-from .providers import PROVIDERS, make_provider, register_provider
+from datatune_core.llm.client import ClientConfig, LLMClient, _env_no_cache
+from datatune_core.llm.providers import PROVIDERS, make_provider, register_provider
 
 __all__ = [
     "get_client", "LLMClient", "ClientConfig", "LLMRequest", "LLMResult", "Usage", "Provider", "ProviderReply",
@@ -90,12 +90,12 @@ def get_client(store: Store | None = None, project_id: int | None = None, job_id
 
 
 def provider_status(settings: Settings | None = None, project_settings: dict | None = None) -> dict:
-    from .status import provider_status as _ps
+    from datatune_core.llm.status import provider_status as _ps
 
     return _ps(settings, project_settings)
 
 
 def test_connection(provider: Provider | str | None = None, settings: Settings | None = None) -> tuple[bool, str]:
-    from .status import test_connection as _tc
+    from datatune_core.llm.status import test_connection as _tc
 
     return _tc(provider, settings)

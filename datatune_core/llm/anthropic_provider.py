@@ -22,8 +22,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..config import Settings, anthropic_api_key
-from .base import (LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMTransientError, Provider, ProviderReply,
+from datatune_core.config import Settings, anthropic_api_key
+from datatune_core.llm.base import (LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMTransientError, Provider, ProviderReply,
                    Usage)
 
 T = TypeVar("T")

@@ -7,15 +7,18 @@ concurrency around a `Provider`. Providers only translate a request to their wir
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from ..jobs import JobPaused
+from datatune_core.errors import user_facing
+from datatune_core.jobs import JobPaused
 
 
+@user_facing
 class LLMError(RuntimeError):
     """An LLM call failed in a way the user can act on; the message names the fix."""
 
@@ -158,3 +161,14 @@ class Provider(ABC):
     def batch_results(self, batch_id: str) -> "list[tuple[str, ProviderReply | Exception]]":
         """(custom_id, reply or the error for that item) for every finished item of an ended batch."""
         raise NotImplementedError(f"{self.name} has no batch API")
+
+
+def request_text(req: LLMRequest) -> str:
+    """All the text a request sends (system, shared prefix, messages, schema): what token estimates count."""
+    parts = [req.system or "", req.shared_prefix or ""]
+    for m in req.messages:
+        c = m.get("content")
+        parts.append(c if isinstance(c, str) else json.dumps(c, ensure_ascii=False))
+    if req.schema is not None:
+        parts.append(json.dumps(req.schema_json()))
+    return "\n".join(p for p in parts if p)

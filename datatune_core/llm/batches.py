@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from . import ledger
-from .base import LLMRequest, LLMResult, Usage
+from datatune_core.llm import ledger
+from datatune_core.llm.base import LLMRequest, LLMResult, Usage
 
 if TYPE_CHECKING:
-    from .client import LLMClient
+    from datatune_core.llm.client import LLMClient
 
 
 def run_batches(client: "LLMClient", requests: list[LLMRequest]) -> Iterator[LLMResult]:

@@ -3,7 +3,7 @@ budget caps, retries with backoff (honouring `retry-after`), schema validation w
 `bulk()` that yields results as they finish under bounded, adaptive concurrency (or via a provider's batch API).
 
     >>> from datatune_core.llm import get_client, LLMRequest
-    >>> from datatune_core.llm.scripted import ScriptedProvider
+    >>> from datatune_core.testing import ScriptedProvider
     >>> client = get_client(provider=ScriptedProvider(lambda req: {"label": "positive"}))
     >>> client.complete(LLMRequest(messages=[{"role": "user", "content": "great film"}])).text
     '{"label": "positive"}'
@@ -33,12 +33,12 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from ..store import Store
-from . import ledger
-from .base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult, LLMTransientError,
+from datatune_core.store import Store
+from datatune_core.llm import ledger
+from datatune_core.llm.base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult, LLMTransientError,
                    Provider, ProviderReply, ProviderUnavailable, Usage)
-from .parsing import validate
-from .prices import PriceTable, load_prices
+from datatune_core.llm.parsing import validate
+from datatune_core.llm.prices import PriceTable, load_prices
 
 
 def _add(a: Usage, b: Usage) -> Usage:
@@ -218,7 +218,7 @@ class LLMClient:
         yields them, then raises that error."""
         batches = self.config.use_batches if use_batches is None else use_batches
         if batches and self.provider.supports_batches and self.store is not None:
-            from .batches import run_batches
+            from datatune_core.llm.batches import run_batches
 
             yield from run_batches(self, list(requests))
             return
@@ -269,7 +269,7 @@ class LLMClient:
 
     def estimate(self, sample_requests: list[LLMRequest], n_total: int, **kw: Any):
         """Pre-run cost estimate for a stage; see `estimate.estimate_cost`."""
-        from .estimate import estimate_cost
+        from datatune_core.llm.estimate import estimate_cost
 
         return estimate_cost(self, sample_requests, n_total, **kw)
 

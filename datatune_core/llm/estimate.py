@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
-from .base import LLMRequest, Usage
-from .scripted import request_text
+from datatune_core.llm.base import LLMRequest, Usage, request_text
 
 if TYPE_CHECKING:
-    from .client import LLMClient
+    from datatune_core.llm.client import LLMClient
 
 
 @dataclass

@@ -16,8 +16,8 @@ import json
 import time
 from typing import Any
 
-from ..store import Store
-from .base import LLMRequest, ProviderReply, Usage
+from datatune_core.store import Store
+from datatune_core.llm.base import LLMRequest, ProviderReply, Usage
 
 
 def request_key(provider_id: str, model: str, req: LLMRequest) -> str:

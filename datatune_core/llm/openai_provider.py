@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from ..config import Settings, openai_api_key
-from ..errors import UserError
-from .base import (LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMTransientError, Provider, ProviderReply,
+from datatune_core.config import Settings, openai_api_key
+from datatune_core.errors import UserError
+from datatune_core.llm.base import (LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMTransientError, Provider, ProviderReply,
                    Usage)
 
 MODES = ("json_schema", "json_object", "prompt")

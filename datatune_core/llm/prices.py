@@ -12,9 +12,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import default_home
-from ..errors import UserError
-from .base import Usage
+from datatune_core.config import default_home
+from datatune_core.errors import UserError
+from datatune_core.llm.base import Usage
 
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "prices.toml"
 

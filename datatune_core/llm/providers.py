@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..config import Settings, load_settings
-from ..errors import UserError
-from .base import Provider
+from datatune_core.config import Settings, load_settings
+from datatune_core.errors import UserError
+from datatune_core.llm.base import Provider
 
 PROVIDERS: dict[str, str] = {
     "anthropic": "datatune_core.llm.anthropic_provider:AnthropicProvider",

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Settings, anthropic_api_key, load_settings
-from ..errors import UserError
-from .base import LLMError, LLMRequest, Provider
+from datatune_core.config import Settings, anthropic_api_key, load_settings
+from datatune_core.errors import UserError
+from datatune_core.llm.base import LLMError, LLMRequest, Provider
 
 
 def provider_status(settings: Settings | None = None, project_settings: dict | None = None) -> dict[str, Any]:
     """A cheap description (loads no model, sends nothing)."""
-    from .anthropic_provider import newest
-    from .local import QUALITY_NOTE, MODEL_NAME, llamacpp_available, model_available
+    from datatune_core.llm.anthropic_provider import newest
+    from datatune_core.llm.local import QUALITY_NOTE, MODEL_NAME, llamacpp_available, model_available
 
     s = settings or load_settings()
     ps = project_settings or {}
@@ -64,7 +64,7 @@ def provider_status(settings: Settings | None = None, project_settings: dict | N
 
 def test_connection(provider: Provider | str | None = None, settings: Settings | None = None) -> tuple[bool, str]:
     """Send one tiny request (not cached, not billed to a project) and say plainly what happened."""
-    from .providers import make_provider
+    from datatune_core.llm.providers import make_provider
 
     try:
         prov = provider if isinstance(provider, Provider) else make_provider(provider, settings)

@@ -75,7 +75,7 @@ MC_COLUMNS = {"id": "string", "question": "string", "choices": "list[string]", "
 def write_dataset(dirpath: Path, dataset_id: str, rows: list[dict], columns: dict[str, str]):
     import json
 
-    from datatune_core.catalog import ConfigInfo, DatasetRecord
+    from datatune_core.catalog.records import ConfigInfo, DatasetRecord
 
     dirpath.mkdir(parents=True, exist_ok=True)
     f = dirpath / f"{dataset_id.replace('/', '_')}.jsonl"

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 
-from datatune_core.commands.app import app_argv
+from datatune_core.cli.commands.app import app_argv
 
 from .conftest import ROOT
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from datatune_core.retrieve import save_candidates, search
+from datatune_core.retrieval.search import save_candidates, search
 from datatune_core.spec import TaskSpec
 
 from .conftest import open_app, texts

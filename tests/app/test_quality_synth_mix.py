@@ -10,7 +10,7 @@ import re
 import zipfile
 
 from datatune_core import jobs as J
-from datatune_core.quality import QualityConfig, current_dataset_version, profile, save_profile
+from datatune_core.quality.profiling import QualityConfig, current_dataset_version, profile, save_profile
 from datatune_core.store import RowRecord
 from tests.fakes.messages_server import MessagesServer, default_responder
 
@@ -42,7 +42,7 @@ def _stop_all(store, pid):
 
 
 def _curated(store, pid):
-    from datatune_core.mix import curated_rows
+    from datatune_core.transformation.mix import curated_rows
 
     return [{"input": r.input, "output": r.output, "source": r.source, "dataset_id": r.dataset_id}
             for r in curated_rows(store, pid)]
@@ -97,8 +97,8 @@ def test_chart_downloads_hold_the_figures(app_home, store):
 
 
 def test_synth_job_from_the_page_and_the_mix(app_home, store, monkeypatch):
-    from datatune_core.mix import build_dataset, project_mix
-    from datatune_core.train import project_rows
+    from datatune_core.transformation.mix import build_dataset, project_mix
+    from datatune_core.training.trainer import project_rows
 
     pid = store.create_project("SY", "Answer the question with the right word.",
                                [{"input": "Which is a color? Options: red, chair", "output": "red"}])

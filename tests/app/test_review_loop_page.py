@@ -4,7 +4,7 @@ try it (before -> after), apply it (job kind repair); repeat an edit on similar 
 from __future__ import annotations
 
 from datatune_core import jobs as J
-from datatune_core.curation import edit
+from datatune_core.store.curation import edit
 from tests.transform.test_repair import make_project, transform
 
 from .conftest import button, open_app, texts

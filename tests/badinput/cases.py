@@ -55,7 +55,7 @@ def _upload(w: World, name: str, data: bytes) -> dict:
 
 
 def _profile(w: World, name: str, data: bytes | None = None, write: Callable[[Path], None] | None = None) -> Any:
-    from datatune_core.catalog import profile_file
+    from datatune_core.catalog.records import profile_file
 
     p = w.tmp / name
     if write:
@@ -225,7 +225,7 @@ def save_to_disk_missing_shard(w):
 
 @case
 def catalog_with_duplicate_ids(w):
-    from datatune_core.catalog import load_catalog
+    from datatune_core.catalog.records import load_catalog
 
     p = w.tmp / "dup.jsonl"
     rec = {"id": "org/data", "name": "data", "description": "Some data."}
@@ -237,7 +237,7 @@ def catalog_with_duplicate_ids(w):
 
 # ------------------------------------------------------------------------------------------------ row content
 def _template_rows(rows: list[dict]) -> list[dict]:
-    from datatune_core.template import RowTemplate, render_row
+    from datatune_core.transformation.template import RowTemplate, render_row
 
     t = RowTemplate(input="{{ text }}", output="{{ label }}")
     return [render_row(t, r) for r in rows]
@@ -281,9 +281,9 @@ def jinja_syntax_in_rows(w):
 
 @case
 def prompt_injection_row(w):
-    from datatune_core.execute import execute_rows
+    from datatune_core.transformation.execute import execute_rows
     from datatune_core.llm import get_client
-    from datatune_core.llm.scripted import ScriptedProvider
+    from datatune_core.testing import ScriptedProvider
 
     seen: list[str] = []
 
@@ -306,7 +306,7 @@ def prompt_injection_row(w):
 
 @case
 def llm_template_reaching_python_internals(w):
-    from datatune_core.template import RowTemplate, render_row
+    from datatune_core.transformation.template import RowTemplate, render_row
 
     render_row(RowTemplate(input="{{ row.__class__.__mro__[1].__subclasses__() }}", output="{{ label }}",
                            author="llm"), {"label": "x"})
@@ -331,7 +331,7 @@ def path_traversal_in_upload_name(w):
 
 @case
 def path_traversal_in_export_path(w):
-    from datatune_core.mix import export_rows
+    from datatune_core.transformation.mix import export_rows
 
     export_rows(w.store, w.pid, "../../outside.jsonl", "jsonl")
     return ""
@@ -348,7 +348,7 @@ def model_path_that_does_not_exist(w):
 
 @case
 def adapter_for_another_base_model(w):
-    from datatune_core.evaluate import load_for_eval
+    from datatune_core.evaluation.bigbench_eval import load_for_eval
 
     from .models import adapter_for_other_base
 

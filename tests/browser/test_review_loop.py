@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from datatune_core.jobs import start_job
-from datatune_core.transform import TransformOptions
+from datatune_core.transformation.pipeline import TransformOptions
 from tests.transform.conftest import write_dataset
 from tests.transform.test_repair import EXAMPLES, TASK, review_rows
 

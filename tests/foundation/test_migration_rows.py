@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from datatune_core.migrations import MIGRATIONS
+from datatune_core.store.migrations import MIGRATIONS
 from datatune_core.store import Store, _split_sql
 
 

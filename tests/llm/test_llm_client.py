@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from datatune_core.llm import (BudgetExceeded, LLMAuthError, LLMRequest, LLMTransientError, get_client)
 from datatune_core.llm.ledger import ledger_summary, list_calls
-from datatune_core.llm.scripted import ScriptedProvider
+from datatune_core.testing import ScriptedProvider
 
 from .conftest import fast
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from datatune_core.charts import (PNG_HELP, difficulty_figure, diversity_figure, export_figures, find_browser,
+from datatune_core.quality.charts import (PNG_HELP, difficulty_figure, diversity_figure, export_figures, find_browser,
                                   label_figure, length_figure, quality_card_section, quality_figures, runs_figure)
-from datatune_core.judge import summarise
-from datatune_core.quality import QualityConfig, profile
+from datatune_core.quality.judge import summarise
+from datatune_core.quality.profiling import QualityConfig, profile
 
 ROWS = [{"input": f"is item {i} red ?", "output": "yes" if i % 3 else "no", "source": "ds1"} for i in range(12)]
 ROWS += [{"input": "is it red ?", "output": "yes", "source": "synthetic"} for _ in range(6)]

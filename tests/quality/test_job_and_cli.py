@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datatune_core import jobs
-from datatune_core.quality import (QualityProfile, current_dataset_version, dataset_version, find_profile,
+from datatune_core.quality.profiling import (QualityProfile, current_dataset_version, dataset_version, find_profile,
                                    load_dataset_rows, profile_for_run, runs_overview)
 from datatune_core.store import RowRecord
 
@@ -57,7 +57,7 @@ def test_quality_job_stores_a_profile_per_dataset_version(store, mini_bench):
     items = runs_overview(store, pid)
     assert [(i["run_id"], i["score"], i["profile"] is not None) for i in items] == [(run_id, 50.0, True),
                                                                                   (old_run, None, False)]
-    from datatune_core.charts import runs_figure
+    from datatune_core.quality.charts import runs_figure
 
     fig = runs_figure(items)
     assert list(fig.data[0].y) == [50.0, None] and fig.data[1].y[0] == prof.main.unique_bigrams_per_example
@@ -81,7 +81,7 @@ def test_quality_job_checks_the_expected_version_and_runs_in_a_worker(store):
 
 def test_training_runs_record_the_version_the_quality_job_uses(store):
     """train.py stores quality.dataset_version(project_rows) on each run; both read kept + edited rows by id."""
-    from datatune_core.train import project_rows
+    from datatune_core.training.trainer import project_rows
 
     pid = _project(store)
     assert dataset_version(project_rows(store, pid)) == current_dataset_version(store, pid)
@@ -153,7 +153,7 @@ def test_cli_judge_through_claude_settings_against_the_scripted_server(store, mo
 
 
 def test_exported_dataset_card_includes_the_profile_of_that_version(store, tmp_path, monkeypatch):
-    from datatune_core.export import export_dataset
+    from datatune_core.exporting.artifacts import export_dataset
 
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chrome"))  # HTML charts only (fast)
     pid = _project(store)
@@ -179,7 +179,7 @@ def test_job_profiles_without_the_reference_when_the_benchmark_is_missing(store,
 
 def test_a_real_training_run_finds_the_profile_of_its_data(store, tmp_path):
     """End to end: profile the project, train a tiny model on it (job kind "train"), and the run links back."""
-    from datatune_core.train import LoraTrainConfig
+    from datatune_core.training.trainer import LoraTrainConfig
     from tests.train.tiny import build_tiny_model_dir
 
     model = build_tiny_model_dir(tmp_path / "tiny", chat=True)

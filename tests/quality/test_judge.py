@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from datatune_core.judge import JUDGE_RUBRIC, judge_difficulty, mean_ci, parse_rating
+from datatune_core.quality.judge import JUDGE_RUBRIC, judge_difficulty, mean_ci, parse_rating
 from datatune_core.llm import get_client
 from datatune_core.llm.base import LLMError
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.quality import QualityConfig, profile
+from datatune_core.testing import ScriptedProvider
+from datatune_core.quality.profiling import QualityConfig, profile
 from tests.fakes.messages_server import MessagesServer
 
 

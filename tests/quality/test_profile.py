@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from datatune_core.errors import UserError
-from datatune_core.quality import (QualityConfig, QualityProfile, as_rows, compare, dataset_version,
+from datatune_core.quality.profiling import (QualityConfig, QualityProfile, as_rows, compare, dataset_version,
                                    load_dataset_rows, profile)
 
 ROWS = [

@@ -223,8 +223,8 @@ def qa_rows(n: int, offset: int = 0) -> list[dict]:
 
 def make_project(env: Env, n_rows: int = 12, name: str = "rel") -> int:
     """A project with one accepted local QA dataset (n rows) and its expanded task/mapping/plan (heuristics)."""
-    from datatune_core.catalog import ConfigInfo, DatasetRecord
-    from datatune_core.transform import prepare_source
+    from datatune_core.catalog.records import ConfigInfo, DatasetRecord
+    from datatune_core.transformation.pipeline import prepare_source
 
     st = env.store
     pid = st.create_project(name, "Answer the question about the passage with one word.",
@@ -329,14 +329,14 @@ class TransformStage(Stage):
         return {"pid": make_project(env, N_TRANSFORM)}
 
     def config(self, env, ctx):
-        from datatune_core.transform import TransformOptions
+        from datatune_core.transformation.pipeline import TransformOptions
 
         opts = TransformOptions(target_size=N_TRANSFORM, batch_size=3, probe_size=N_TRANSFORM, path="llm",
                                 concurrency=3, validation={"near_dup_threshold": 1.0})
         return "transform", opts.to_dict(), ctx["pid"]
 
     def check(self, env, ctx, job):
-        from datatune_core.transform_run import transform_status
+        from datatune_core.transformation.run import transform_status
 
         st, pid = env.store, ctx["pid"]
         run_id = f"transform-{job.id}"
@@ -359,7 +359,7 @@ class SynthStage(Stage):
         return {"pid": make_project(env, 3, name="syn")}
 
     def config(self, env, ctx):
-        from datatune_core.synth import SynthOptions
+        from datatune_core.synth.generate import SynthOptions
 
         opts = SynthOptions(n_rows=N_SYNTH, per_call=1, calls_per_unit=2, concurrency=2,
                             validation={"near_dup_threshold": 1.0})
@@ -390,7 +390,7 @@ class JudgeStage(Stage):
         return "quality", {"quality": {"embed": False, "difficulty": "judge", "judge_sample": 50}}, ctx["pid"]
 
     def check(self, env, ctx, job):
-        from datatune_core.quality import find_profile
+        from datatune_core.quality.profiling import find_profile
 
         st, pid = env.store, ctx["pid"]
         prof = find_profile(st, pid)
@@ -508,7 +508,7 @@ class TrainStage(Stage):
         return {"pid": pid, "model": str(tiny_model(env.data.parent / "models"))}
 
     def config(self, env, ctx):
-        from datatune_core.train import LoraTrainConfig
+        from datatune_core.training.trainer import LoraTrainConfig
 
         cfg = LoraTrainConfig.from_preset("cpu-demo", model=ctx["model"], max_steps=TRAIN_STEPS, batch_size=2,
                                           max_seq_len=64, eval_every=4, save_every=4, target_modules="all-linear",
@@ -543,7 +543,7 @@ class EvalStage(Stage):
         return "evaluate", {"units": ["mini_colors", "mini_reverse"], "model": ctx["model"]}, None
 
     def check(self, env, ctx, job):
-        from datatune_core import bigbench
+        from datatune_core.benchmark import bigbench
 
         st = env.store
         want = [f"base|{u}|{ex.index}" for u in ("mini_colors", "mini_reverse") for ex in bigbench.load_unit(u).test]

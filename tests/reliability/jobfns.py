@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from datatune_core.catalog import ConfigInfo, DatasetRecord
+from datatune_core.catalog.records import ConfigInfo, DatasetRecord
 
 
 def candidates(data: Path) -> list:
-    from datatune_core.retrieve import Candidate
+    from datatune_core.retrieval.search import Candidate
 
     out = []
     for i, (name, desc) in enumerate([("local/passages", "Passages with a question and a one-word label."),
@@ -33,7 +33,7 @@ def candidates(data: Path) -> list:
 
 def rerank_job(ctx) -> dict:
     from datatune_core.llm import get_client
-    from datatune_core.rerank import rerank_candidates
+    from datatune_core.retrieval.rerank import rerank_candidates
 
     store, pid = ctx.store, ctx.project_id
     proj = store.get_project(pid)

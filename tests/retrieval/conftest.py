@@ -107,7 +107,7 @@ def index_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_index(tiny_catalogs, index_home):
-    from datatune_core.searchindex import load_index
+    from datatune_core.retrieval.index import load_index
 
     return load_index(tiny_catalogs, home=index_home)
 

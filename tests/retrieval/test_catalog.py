@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from datatune_core import catalog as C
+from datatune_core.catalog import records as C
 from datatune_core.errors import UserError
 
 from .conftest import bench_records, hf_records, write_catalog
@@ -81,7 +81,7 @@ def test_metadata_only_and_hub_offline(tmp_path, monkeypatch):
         list(C.load_rows(rec))
     with pytest.raises(UserError, match="no rows available"):
         list(C.load_rows(C.DatasetRecord(id="y", name="y", description="d", source="other")))
-    from datatune_core.hub import search_hub
+    from datatune_core.catalog.hub import search_hub
 
     with pytest.raises(UserError, match="offline"):
         search_hub("sarcasm")

@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from datatune_core.catalog import load_rows, profile_file
+from datatune_core.catalog.records import load_rows, profile_file
 from datatune_core.errors import UserError
-from datatune_core.localfiles import iter_rows
+from datatune_core.catalog.localfiles import iter_rows
 
 
 def test_csv_bom_types_and_stable_ids(tmp_path):

@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from datatune_core.catalog import ConfigInfo, DatasetRecord
+from datatune_core.catalog.records import ConfigInfo, DatasetRecord
 from datatune_core.llm import get_client
 from datatune_core.llm.base import LLMModelError
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.rerank import RerankChoice, RerankVote, aggregate, rerank_candidates
-from datatune_core.retrieve import Candidate, search
+from datatune_core.testing import ScriptedProvider
+from datatune_core.retrieval.rerank import RerankChoice, RerankVote, aggregate, rerank_candidates
+from datatune_core.retrieval.search import Candidate, search
 
 
 def cands() -> list[Candidate]:

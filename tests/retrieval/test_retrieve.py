@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from datatune_core import searchindex as S
-from datatune_core.retrieve import FusionWeights, hybrid_rank, rrf_fuse, save_candidates, search
+from datatune_core.retrieval import index as S
+from datatune_core.retrieval.search import FusionWeights, hybrid_rank, rrf_fuse, save_candidates, search
 
 from .conftest import hf_records, write_catalog
 
@@ -109,8 +109,8 @@ def test_fusion_weights_change_hybrid_order(tiny_index):
 
 def test_shipped_vectors_seed_the_bundled_catalog(tmp_path):
     """Fails when doc_text/model/length change without regenerating datatune_core/data/hf_catalog_vectors.npz
-    (`python -m datatune_core.searchindex`)."""
-    from datatune_core.catalog import BUNDLED_HF_CATALOG, load_catalog
+    (`python -m datatune_core.retrieval.index`)."""
+    from datatune_core.catalog.records import BUNDLED_HF_CATALOG, load_catalog
 
     recs = load_catalog(BUNDLED_HF_CATALOG).records[:40:10]
     lines = []

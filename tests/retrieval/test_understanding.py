@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from datatune_core.catalog import ConfigInfo, DatasetRecord
-from datatune_core.queryparse import guess_language, infer_kind, parse_query
-from datatune_core.retrieve import search
-from datatune_core.searchscore import FusionWeights, choose_config, is_foreign
+from datatune_core.catalog.records import ConfigInfo, DatasetRecord
+from datatune_core.retrieval.query import guess_language, infer_kind, parse_query
+from datatune_core.retrieval.search import search
+from datatune_core.retrieval.score import FusionWeights, choose_config, is_foreign
 
 from .conftest import write_catalog
 
@@ -41,7 +41,7 @@ LANG_RECORDS = [
 
 @pytest.fixture(scope="module")
 def lang_index(tmp_path_factory):
-    from datatune_core.searchindex import load_index
+    from datatune_core.retrieval.index import load_index
 
     d = tmp_path_factory.mktemp("lang")
     return load_index([write_catalog(d / "c.jsonl", LANG_RECORDS)], home=d / "home")
@@ -86,7 +86,7 @@ def test_english_task_does_not_get_a_german_dataset_or_config_first(lang_index):
 
 
 def test_language_factor_is_what_demotes_the_other_language(lang_index):
-    from datatune_core.retrieve import hybrid_rank
+    from datatune_core.retrieval.search import hybrid_rank
 
     q = parse_query("product review sentiment positive negative")
     flat = FusionWeights(w_bm25=1.0, w_dense=1.0, k=5.0, foreign_factor=1.0)
@@ -99,7 +99,7 @@ def test_language_factor_is_what_demotes_the_other_language(lang_index):
 
 def test_examples_are_matched_against_sample_rows(lang_index):
     """With only examples weighted, the record whose sample rows look like the examples comes first."""
-    from datatune_core.retrieve import hybrid_rank
+    from datatune_core.retrieval.search import hybrid_rank
 
     q = parse_query("Label the message.", [{"input": "FREE ringtones!! reply YES to 80808 now", "output": "spam"},
                                            {"input": "see you at dinner tonight", "output": "ham"}])
@@ -138,7 +138,7 @@ def test_embedder_choice_is_checked_and_mpnet_says_how_to_install(home):
     from importlib import metadata
 
     from datatune_core.errors import UserError
-    from datatune_core.searchindex import IndexConfig, get_encoder
+    from datatune_core.retrieval.index import IndexConfig, get_encoder
 
     with pytest.raises(ValueError, match="Unknown embedder"):
         IndexConfig(model="bogus")
@@ -153,7 +153,7 @@ def test_embedder_choice_is_checked_and_mpnet_says_how_to_install(home):
 
 
 def test_family_decay_lets_one_family_not_fill_the_list():
-    from datatune_core.searchscore import diversify
+    from datatune_core.retrieval.score import diversify
 
     scores = {0: 1.0, 1: 0.9, 2: 0.8, 3: 0.5}
     fams = ["natural_instructions", "natural_instructions", "natural_instructions", None]

@@ -40,10 +40,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.timeout(300)
 def test_key_is_in_no_file_after_a_full_run(env, tmp_path, monkeypatch):
-    from datatune_core import jobs, portable
+    from datatune_core import jobs
+    from datatune_core.store import portable
     from datatune_core.config import load_settings
     from datatune_core.llm import get_client
-    from datatune_core.mix import export_rows
+    from datatune_core.transformation.mix import export_rows
 
     st = env.store
     assert os.environ["ANTHROPIC_API_KEY"] == API_KEY
@@ -56,7 +57,7 @@ def test_key_is_in_no_file_after_a_full_run(env, tmp_path, monkeypatch):
     # 2. an auth failure: the server rejects this key -> the job fails with a reason, in the store and the log
     env.srv.api_key = "another-key"
     monkeypatch.setenv("DATATUNE_NO_CACHE", "1")  # really ask (the rows' answers are cached by now)
-    from datatune_core.transform import TransformOptions
+    from datatune_core.transformation.pipeline import TransformOptions
 
     with st.tx() as c:  # every source row is transformed by now: drop three so the job has rows to ask for
         c.execute("DELETE FROM rows WHERE id IN (SELECT id FROM rows WHERE project_id=? AND source='transformed' "
@@ -71,8 +72,8 @@ def test_key_is_in_no_file_after_a_full_run(env, tmp_path, monkeypatch):
     exports = tmp_path / "exports"
     export_rows(st, pid, "rows.jsonl", "jsonl")
     portable.export_project(st, pid, exports / "project")
-    if importlib.util.find_spec("datatune_core.export") is not None:
-        from datatune_core.export import export_dataset
+    if importlib.util.find_spec("datatune_core.exporting.artifacts") is not None:
+        from datatune_core.exporting.artifacts import export_dataset
 
         export_dataset(st, pid)
     # 4. what the app shows: provider status and the ledger, without the key

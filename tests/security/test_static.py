@@ -138,9 +138,9 @@ def test_templates_only_in_the_jinja2_sandbox():
 
 
 def test_template_module_uses_the_sandbox_and_refuses_internals():
-    from datatune_core.template import RowTemplate, TemplateRefused, TemplateRenderError, render_row
+    from datatune_core.transformation.template import RowTemplate, TemplateRefused, TemplateRenderError, render_row
 
-    src = (ROOT / "datatune_core" / "template.py").read_text(encoding="utf-8")
+    src = (ROOT / "datatune_core" / "transformation" / "template.py").read_text(encoding="utf-8")
     assert "SandboxedEnvironment" in src
     t = RowTemplate(input="{{ ''.__class__.__mro__[1].__subclasses__() }}", output="{{ answer }}")
     with pytest.raises((TemplateRefused, TemplateRenderError)):

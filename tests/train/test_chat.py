@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from datatune_core.chat import ChatSession, side_by_side
+from datatune_core.exporting.chat import ChatSession, side_by_side
 from datatune_core.errors import UserError
-from datatune_core.model_export import greedy_answers, load_merged
+from datatune_core.exporting.model import greedy_answers, load_merged
 from datatune_core.models import build_prompt, load_causal_lm
-from datatune_core.train import train_rows
+from datatune_core.training.trainer import train_rows
 
 from .conftest import color_rows
 from .test_train import tiny_cfg

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from datatune_core.train import rank_micro_batch_indices
+from datatune_core.training.trainer import rank_micro_batch_indices
 
 ROOT = Path(__file__).resolve().parents[2]
 

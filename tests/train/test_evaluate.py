@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from datatune_core import bigbench, jobs
+from datatune_core.benchmark import bigbench
+from datatune_core import jobs
 from datatune_core.config import bigbench_dir
 from datatune_core.errors import UserError
-from datatune_core.evaluate import check_leakage, evaluate, evaluate_pair, results_table, unit_prompt
+from datatune_core.evaluation.bigbench_eval import check_leakage, evaluate, evaluate_pair, results_table, unit_prompt
 from datatune_core.models import load_tokenizer
-from datatune_core.train import train_rows
+from datatune_core.training.trainer import train_rows
 
 from .conftest import color_rows
 from .test_train import tiny_cfg
@@ -116,7 +117,7 @@ def test_default_demo_model_on_a_shared_unit(monkeypatch):
 def test_choice_log_probs_match_a_full_forward(tiny_model):
     import torch
 
-    from datatune_core.evaluate import choice_log_probs
+    from datatune_core.evaluation.bigbench_eval import choice_log_probs
     from datatune_core.models import encode_answer, load_causal_lm, prompt_ids
 
     m, tok = load_causal_lm(str(tiny_model))
@@ -136,7 +137,7 @@ def test_bigbench_choice_scoring_appends_separately_tokenized_choices(tiny_model
     # choice and the prompt keeps its trailing space
     import torch
 
-    from datatune_core.evaluate import choice_log_probs
+    from datatune_core.evaluation.bigbench_eval import choice_log_probs
     from datatune_core.models import encode, load_causal_lm
 
     m, tok = load_causal_lm(str(tiny_model))

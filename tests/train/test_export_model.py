@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from datatune_core.errors import UserError
-from datatune_core.model_export import export_gguf, export_merged, load_merged, modelfile_text
-from datatune_core.train import train_rows
+from datatune_core.exporting.model import export_gguf, export_merged, load_merged, modelfile_text
+from datatune_core.training.trainer import train_rows
 
 from .conftest import color_rows
 from .test_train import tiny_cfg
@@ -72,7 +72,7 @@ def test_gguf_round_trip_greedy_answers_equal(adapter, tmp_path, outtype):
 
 
 def test_modelfile_template_renders_the_training_prompt(adapter):
-    from datatune_core.model_export import prompt_for
+    from datatune_core.exporting.model import prompt_for
 
     merged, tok, meta = load_merged(adapter)
     mf = modelfile_text(tok, meta, "m.gguf")

@@ -13,9 +13,9 @@ import pytest
 
 from datatune_core import jobs
 from datatune_core.errors import UserError
-from datatune_core.export import export_all, export_dataset, push_to_hub, safe_path
-from datatune_core.recipe import build_recipe, load_recipe, run_recipe, save_recipe
-from datatune_core.train import LoraTrainConfig, start_training
+from datatune_core.exporting.artifacts import export_all, export_dataset, push_to_hub, safe_path
+from datatune_core.exporting.recipe import build_recipe, load_recipe, run_recipe, save_recipe
+from datatune_core.training.trainer import LoraTrainConfig, start_training
 
 ITEMS = [("tomato", "red"), ("strawberry", "red"), ("lime", "green"), ("frog", "green"), ("corn", "yellow"),
          ("sun", "yellow"), ("jeans", "blue"), ("sapphire", "blue")]
@@ -23,9 +23,9 @@ ITEMS = [("tomato", "red"), ("strawberry", "red"), ("lime", "green"), ("frog", "
 
 @pytest.fixture
 def curated_project(store, tmp_path, minibench, tiny_model):
-    from datatune_core.catalog import add_local_dataset
-    from datatune_core.transform import TransformOptions
-    from datatune_core.transform_run import start_transform
+    from datatune_core.catalog.records import add_local_dataset
+    from datatune_core.transformation.pipeline import TransformOptions
+    from datatune_core.transformation.run import start_transform
 
     f = tmp_path / "colors.csv"
     with open(f, "w", newline="") as fh:

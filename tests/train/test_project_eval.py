@@ -9,14 +9,15 @@ import sys
 
 import pytest
 
-from datatune_core import jobs, testset
+from datatune_core import jobs
+from datatune_core.evaluation import testset
 from datatune_core.errors import UserError
 from datatune_core.models import load_tokenizer
-from datatune_core.projecteval import evaluate_project, project_format
-from datatune_core.prompting import PromptFormat, split_choices
-from datatune_core.scoring import TestRow, label_chance, mc_chance, normalized, text_metrics
+from datatune_core.evaluation.project import evaluate_project, project_format
+from datatune_core.evaluation.prompting import PromptFormat, split_choices
+from datatune_core.evaluation.scoring import TestRow, label_chance, mc_chance, normalized, text_metrics
 from datatune_core.store import RowRecord
-from datatune_core.train import project_training_rows, tokenize_row
+from datatune_core.training.trainer import project_training_rows, tokenize_row
 
 from .test_train import tiny_cfg
 

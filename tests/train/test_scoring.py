@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from datatune_core import bigbench
-from datatune_core.bigbench import BBExample
-from datatune_core.evaluate import (aggregate, bigbench_argmax, exact_match, multiple_choice_grade,
+from datatune_core.benchmark import bigbench
+from datatune_core.benchmark.bigbench import BBExample
+from datatune_core.evaluation.bigbench_eval import (aggregate, bigbench_argmax, exact_match, multiple_choice_grade,
                                     normalized_score, ExampleResult)
 
 

@@ -10,7 +10,7 @@ import pytest
 from datatune_core import jobs
 from datatune_core.errors import UserError
 from datatune_core.models import encode_answer, load_tokenizer
-from datatune_core.train import (LoraTrainConfig, LoraTrainer, filter_leakage, lora_model, pack, prepare_data,
+from datatune_core.training.trainer import (LoraTrainConfig, LoraTrainer, filter_leakage, lora_model, pack, prepare_data,
                                  tokenize_row, train_rows)
 
 from .conftest import color_rows
@@ -162,7 +162,7 @@ def test_grid_keeps_lowest_validation_loss(tiny_model, store, tmp_path):
 
 
 def test_leakage_rows_equal_to_test_inputs_are_refused_with_the_row(minibench):
-    from datatune_core import bigbench
+    from datatune_core.benchmark import bigbench
     from datatune_core.leakage import LeakageError
 
     u = bigbench.load_unit("mini_colors")
@@ -183,7 +183,7 @@ def test_project_rows_and_missing_data(tiny_model, store, tmp_path):
     store.add_rows(pid, [RowRecord(input=r["input"], output=r["output"], status="kept", source_row_id=str(i))
                          for i, r in enumerate(color_rows())]
                    + [RowRecord(input="bad", output="row", status="rejected", source_row_id="r")])
-    from datatune_core.train import project_rows
+    from datatune_core.training.trainer import project_rows
 
     got = project_rows(store, pid)
     assert len(got) == len(color_rows()) and all(r["input"] != "bad" for r in got)

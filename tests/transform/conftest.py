@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datatune_core.catalog import ConfigInfo, DatasetRecord
+from datatune_core.catalog.records import ConfigInfo, DatasetRecord
 
 TOPICS = ["river", "planet", "violin", "glacier", "harbor", "meadow", "lantern", "canyon", "orchard", "comet",
           "falcon", "library", "volcano", "bakery", "island", "tunnel", "garden", "castle", "desert", "forest"]

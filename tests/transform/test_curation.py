@@ -8,15 +8,15 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datatune_core import curation
+from datatune_core.store import curation
 from datatune_core.jobs import JobContext
 from datatune_core.llm import LLMError, get_client
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.mix import MixOptions, curated_rows, export_rows, set_project_mix
-from datatune_core.plan import load_plan, save_plan
+from datatune_core.testing import ScriptedProvider
+from datatune_core.transformation.mix import MixOptions, curated_rows, export_rows, set_project_mix
+from datatune_core.transformation.plan import load_plan, save_plan
 from datatune_core.store import RowRecord
-from datatune_core.transform import TransformOptions
-from datatune_core.transform_run import preview_transform, run_transform_job
+from datatune_core.transformation.pipeline import TransformOptions
+from datatune_core.transformation.run import preview_transform, run_transform_job
 
 from .conftest import row_from_request
 

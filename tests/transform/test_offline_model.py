@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from datatune_core.llm import get_client
-from datatune_core.transform import TransformOptions, dry_run
-from datatune_core.validate import REASON_CODES
+from datatune_core.transformation.pipeline import TransformOptions, dry_run
+from datatune_core.transformation.validate import REASON_CODES
 
 
 @pytest.mark.slow

@@ -9,12 +9,12 @@ import json
 import pytest
 
 from datatune_core.jobs import start_job
-from datatune_core.plan import load_plan
-from datatune_core.repair import apply_fix, dry_run_fix, save_fix
-from datatune_core.repair_clusters import cluster_rows, get_cluster
-from datatune_core.repair_fixes import guess_label, propose_fix
-from datatune_core.schema import ColumnMapping, save_mapping
-from datatune_core.transform import TransformOptions
+from datatune_core.transformation.plan import load_plan
+from datatune_core.transformation.repair import apply_fix, dry_run_fix, save_fix
+from datatune_core.transformation.repair_clusters import cluster_rows, get_cluster
+from datatune_core.transformation.repair_fixes import guess_label, propose_fix
+from datatune_core.transformation.schema import ColumnMapping, save_mapping
+from datatune_core.transformation.pipeline import TransformOptions
 
 from .conftest import write_dataset
 
@@ -190,7 +190,7 @@ def test_template_field_missed_and_reopen(store, tmp_path):
 
 
 def test_llm_repair_over_the_wire(store, reviewed):
-    from datatune_core.curation import edit
+    from datatune_core.store.curation import edit
     from datatune_core.llm import get_client, make_provider
     from tests.fakes.messages_server import MessagesServer
 

@@ -10,8 +10,8 @@ import os
 import time
 
 from datatune_core import jobs
-from datatune_core.transform import TransformOptions
-from datatune_core.transform_run import start_transform
+from datatune_core.transformation.pipeline import TransformOptions
+from datatune_core.transformation.run import start_transform
 from tests.fakes.messages_server import MessagesServer, default_responder
 
 from .conftest import MC_COLUMNS, mc_rows, row_from_request, write_dataset

@@ -8,15 +8,15 @@ import json
 
 import pytest
 
-from datatune_core.curation import edit
+from datatune_core.store.curation import edit
 from datatune_core.errors import UserError
 from datatune_core.jobs import JobContext
 from datatune_core.llm import get_client
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.plan import load_plan, save_plan
-from datatune_core.transform import TransformOptions
-from datatune_core.transform_run import run_transform_job
-from datatune_core.similar import apply_similar, edit_examples, edit_pattern, find_similar, user_edits
+from datatune_core.testing import ScriptedProvider
+from datatune_core.transformation.plan import load_plan, save_plan
+from datatune_core.transformation.pipeline import TransformOptions
+from datatune_core.transformation.run import run_transform_job
+from datatune_core.transformation.similar import apply_similar, edit_examples, edit_pattern, find_similar, user_edits
 
 from .test_repair import BROKEN, make_project, transform
 

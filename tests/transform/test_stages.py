@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from datatune_core.errors import UserError
-from datatune_core.expand import ExpandedTask, expand_task, load_expanded, save_expanded
+from datatune_core.transformation.expand import ExpandedTask, expand_task, load_expanded, save_expanded
 from datatune_core.llm import get_client
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.plan import Plan, load_plan, make_plan, save_plan
-from datatune_core.schema import ColumnMapping, heuristic_mapping, load_mapping, propose_mapping, save_mapping
+from datatune_core.testing import ScriptedProvider
+from datatune_core.transformation.plan import Plan, load_plan, make_plan, save_plan
+from datatune_core.transformation.schema import ColumnMapping, heuristic_mapping, load_mapping, propose_mapping, save_mapping
 from datatune_core.spec import Example, TaskSpec
-from datatune_core.template import RowTemplate, TemplateRefused, check_source, heuristic_template, render_row
-from datatune_core.validate import REASON_CODES, RowValidator, ValidationConfig
+from datatune_core.transformation.template import RowTemplate, TemplateRefused, check_source, heuristic_template, render_row
+from datatune_core.transformation.validate import REASON_CODES, RowValidator, ValidationConfig
 
 from .conftest import MC_COLUMNS, mc_rows, write_dataset
 

@@ -3,10 +3,10 @@ malformed, hallucinated columns and an empty plan, each handled with a clear fal
 
 from __future__ import annotations
 
-from datatune_core.expand import ExpandedTask, expand_task
+from datatune_core.transformation.expand import ExpandedTask, expand_task
 from datatune_core.llm import get_client, make_provider
-from datatune_core.plan import make_plan
-from datatune_core.schema import propose_mapping
+from datatune_core.transformation.plan import make_plan
+from datatune_core.transformation.schema import propose_mapping
 from datatune_core.spec import Example, TaskSpec
 from tests.fakes.messages_server import MessagesServer
 

@@ -9,14 +9,14 @@ import pytest
 
 from datatune_core import jobs
 from datatune_core.errors import UserError
-from datatune_core.execute import RowReply
+from datatune_core.transformation.execute import RowReply
 from datatune_core.jobs import JobContext
 from datatune_core.llm import LLMError, get_client, register_provider
-from datatune_core.llm.scripted import ScriptedProvider
-from datatune_core.mix import MixOptions, build_dataset, export_rows, mix_rows, save_dataset
-from datatune_core.synth import SynthOptions, run_synth_job
-from datatune_core.transform import TransformOptions, dry_run
-from datatune_core.transform_run import run_transform_job
+from datatune_core.testing import ScriptedProvider
+from datatune_core.transformation.mix import MixOptions, build_dataset, export_rows, mix_rows, save_dataset
+from datatune_core.synth.generate import SynthOptions, run_synth_job
+from datatune_core.transformation.pipeline import TransformOptions, dry_run
+from datatune_core.transformation.run import run_transform_job
 
 from .conftest import TOPICS, mc_rows, row_from_request, write_dataset
 
@@ -217,8 +217,8 @@ def test_synth_job_ramp_and_dedup(store, project):
 
 
 def test_offline_run_skips_datasets_that_need_the_llm(store, project):
-    from datatune_core.plan import load_plan, save_plan
-    from datatune_core.transform import prepare_source
+    from datatune_core.transformation.plan import load_plan, save_plan
+    from datatune_core.transformation.pipeline import prepare_source
 
     prep = prepare_source(store, project, "test/qa", None)  # stores mapping + heuristic plan
     plan, _ = load_plan(store, project, "test/qa", "default")
@@ -234,7 +234,7 @@ def test_offline_run_skips_datasets_that_need_the_llm(store, project):
 
 
 def test_dataset_without_rows_is_skipped_with_reason(store, project):
-    from datatune_core.catalog import ConfigInfo, DatasetRecord
+    from datatune_core.catalog.records import ConfigInfo, DatasetRecord
 
     meta_only = DatasetRecord(id="hub/meta", name="meta", description="metadata only", source="huggingface",
                               configs=[ConfigInfo(name="default", columns={"question": "string", "answer": "string"})])

@@ -1,0 +1,7 @@
+"""Data quality of a dataset: diversity, difficulty, lengths, label balance, near-duplicates, evaluation overlap.
+
+In: rows (a project's curated rows, a file or a dataset), optionally an LLM judge and an evaluation unit.
+Out: a `QualityProfile` (stored per dataset version), comparisons, a "quality" job, and Plotly charts.
+Modules: `profiling` (profiles, comparison, the job), `diversity` (pure metric functions), `judge` (difficulty: LLM
+rubric or a base model's loss), `charts` (figures, PNG/HTML export, the dataset-card section).
+"""
