@@ -70,6 +70,7 @@ def _repair_panel(store, pid: int, rev_key: str | None) -> None:
         if stale:
             st.caption(":material/update: The rows changed since these groups were made; group them again to "
                        "see the latest.")
+            return
         clusters = [Cluster(**{k: v for k, v in d.items() if k in Cluster.__dataclass_fields__}) for d in got[1]]
         if not clusters:
             st.success("No row is left out or rejected: nothing to fix.", icon=":material/check:")
@@ -146,7 +147,8 @@ def _repair_result(store, pid: int, job_id: int, K: str, rev_key: str | None) ->
         return
     r = job.result
     st.success(f"Plan version {r['plan_version']} is saved. {r['now_kept']} of {r['rows']} row(s) of the group "
-               f"are now kept; {r['left_as_decided']} carry your own decision, which was kept"
+               "are now kept" + (f"; {r['left_as_decided']} carry your own decision, which was kept"
+                                 if r["left_as_decided"] else "")
                + (f"; you took back {r['reopened']} rejection(s)" if r["reopened"] else "") + ".",
                icon=":material/check:")
     rows = repair_result_rows(store, pid, job_id)
