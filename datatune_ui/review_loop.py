@@ -155,7 +155,8 @@ def _repair_result(store, pid: int, job_id: int, K: str, rev_key: str | None) ->
     st.markdown("**The group's rows, transformed again**")
     st.dataframe(pd.DataFrame([{"row": x["id"], "answer before": _cut(x["before_output"], 40),
                                 "answer now": _cut(x["repaired_output"], 40), "status": x["status"],
-                                "why": x["reason"], "input": _cut(x["input"])} for x in rows]),
+                                "why": x["reason"], "the fix says": x["repaired_reason"] or "passes every check",
+                                "input": _cut(x["input"])} for x in rows]),
                  hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 420))
     if widgets.button("Done", key=K + "done", icon=":material/close:"):
         st.session_state.pop(K + "job", None)

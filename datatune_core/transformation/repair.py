@@ -257,5 +257,5 @@ def repair_result_rows(store, project_id: int, job_id: int) -> list[dict]:
         out.append({"id": r["id"], "before_output": prev["output"] if prev else None,
                     "before_reason": plain_reason(prev["reason"]) if prev else "", "input": r["input"],
                     "output": r["output"], "status": r["status"], "reason": plain_reason(r["reason"]),
-                    "repaired_output": r["machine_output"]})
+                    "repaired_output": r["machine_output"], "repaired_reason": plain_reason(r["machine_reason"])})
     return out
