@@ -314,9 +314,11 @@ def _llm_fix(store, project_id: int, cluster: Cluster, ctx: dict, client) -> tup
     new = Plan.from_dict(plan.to_dict())
     changed = []
     if rep.steps and [s.strip() for s in rep.steps if s.strip()] != plan.steps:
-        new.steps, _ = [s.strip() for s in rep.steps if s.strip()], changed.append("steps")
+        new.steps = [s.strip() for s in rep.steps if s.strip()]
+        changed.append("steps")
     if rep.null_rule is not None and rep.null_rule.strip() != plan.null_rule:
-        new.null_rule, _ = rep.null_rule.strip(), changed.append("null rule")
+        new.null_rule = rep.null_rule.strip()
+        changed.append("null rule")
     if rep.template_input or rep.template_output:
         base_t = plan.template or RowTemplate(input="", output="")
         t = RowTemplate(input=rep.template_input or base_t.input, output=rep.template_output or base_t.output,
@@ -324,13 +326,15 @@ def _llm_fix(store, project_id: int, cluster: Cluster, ctx: dict, client) -> tup
         try:
             check_template(t)
             if t.input and t.output and (t.input, t.output) != (base_t.input, base_t.output):
-                new.template, new.deterministic, _ = t, True, changed.append("template")
+                new.template, new.deterministic = t, True
+                changed.append("template")
         except TemplateRefused as e:
             new.notes.append(f"the repaired template was refused: {e}")
     if rep.label_map:
         merged = {**plan.label_map, **{str(k): str(v) for k, v in rep.label_map.items()}}
         if merged != plan.label_map:
-            new.label_map, _ = merged, changed.append("answer mapping")
+            new.label_map = merged
+            changed.append("answer mapping")
     for k in ("min_input_chars", "max_input_chars"):
         v = getattr(rep, k)
         if v is not None and v > 0 and v != getattr(plan, k):
