@@ -10,7 +10,7 @@ import time
 import plotly.express as px
 import streamlit as st
 
-from datatune_ui import pipeline, review, reviewers_panel, state, widgets
+from datatune_ui import pipeline, review, review_loop, reviewers_panel, state, widgets
 from datatune_ui import quality as Q
 from datatune_ui.errors import guard, show_error
 from datatune_ui.jobs import QUALITY_KIND, SYNTH_KIND
@@ -301,6 +301,9 @@ with st.container(border=True):
             st.session_state[K + "msg"] = f"{'Accepted' if accept else 'Rejected'} {n:,} row(s)."
             st.session_state[REV] += 1
             st.rerun()
+
+# plan repair and apply-to-similar (datatune_ui/review_loop.py)
+review_loop.show(store, pid, rev_key=REV)
 
 # provenance of one row
 if total:

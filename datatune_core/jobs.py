@@ -40,6 +40,7 @@ JOB_KINDS: dict[str, str] = {
     "search": "datatune_core.retrieval.search:run_search_job",
     "dry_run": "datatune_core.transformation.pipeline:run_dry_run_job",
     "transform": "datatune_core.transformation.run:run_transform_job",
+    "repair": "datatune_core.transformation.repair:run_repair_job",
     "synth": "datatune_core.synth.generate:run_synth_job",
     "train": "datatune_core.training.trainer:run_train_job",
     "evaluate": "datatune_core.evaluation.bigbench_eval:run_eval_job",

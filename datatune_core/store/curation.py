@@ -183,25 +183,33 @@ def decide(store, row_ids: Iterable[int], decision: str | None, reason: str | No
 
 
 def edit(store, row_id: int, *, input: str | None = None, output: str | None = None,
-         project_id: int | None = None) -> bool:
-    """A user edit: the old text goes to `row_edits`, the row becomes 'edited' (sticky). False if nothing changed."""
-    changed = False
+         project_id: int | None = None, copied_from: int | None = None) -> bool:
+    """A user edit: the old text goes to `row_edits`, the row becomes 'edited' (sticky). False if nothing changed.
+
+    `copied_from` is the `row_edits` id of the edit this one repeats ("apply to similar rows")."""
     with store.tx() as c:
         _check_ids(c, project_id, [int(row_id)])
-        old = c.execute("SELECT input, output FROM rows WHERE id=?", (row_id,)).fetchone()
-        t = time.time()
-        for fname, val in (("input", input), ("output", output)):
-            if val is not None and val != old[fname]:
-                if not str(val).strip():
-                    raise UserError(f"The {fname} cannot be empty. Type some text, or reject the row instead.")
-                c.execute("INSERT INTO row_edits(row_id, field, old_value, new_value, created_at) VALUES (?,?,?,?,?)",
-                          (row_id, fname, old[fname], val, t))
-                c.execute(f"UPDATE rows SET {fname}=?, updated_at=? WHERE id=?", (val, t, row_id))
-                changed = True
-        if changed:
-            c.execute("UPDATE rows SET status='edited', reason=NULL, decision='edited', decision_reason=NULL,"
-                      " decided_at=?, stale=NULL, content_hash=? WHERE id=?",
-                      (t, text_hash(input if input is not None else old["input"] or ""), row_id))
+        return edit_in(c, int(row_id), input=input, output=output, copied_from=copied_from)
+
+
+def edit_in(c, row_id: int, *, input: str | None = None, output: str | None = None,
+            copied_from: int | None = None) -> bool:
+    """`edit` inside an open transaction (several rows in one commit)."""
+    changed = False
+    old = c.execute("SELECT input, output FROM rows WHERE id=?", (row_id,)).fetchone()
+    t = time.time()
+    for fname, val in (("input", input), ("output", output)):
+        if val is not None and val != old[fname]:
+            if not str(val).strip():
+                raise UserError(f"The {fname} cannot be empty. Type some text, or reject the row instead.")
+            c.execute("INSERT INTO row_edits(row_id, field, old_value, new_value, created_at, copied_from) "
+                      "VALUES (?,?,?,?,?,?)", (row_id, fname, old[fname], val, t, copied_from))
+            c.execute(f"UPDATE rows SET {fname}=?, updated_at=? WHERE id=?", (val, t, row_id))
+            changed = True
+    if changed:
+        c.execute("UPDATE rows SET status='edited', reason=NULL, decision='edited', decision_reason=NULL,"
+                  " decided_at=?, stale=NULL, content_hash=? WHERE id=?",
+                  (t, text_hash(input if input is not None else old["input"] or ""), row_id))
     return changed
 
 

@@ -294,4 +294,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX row_judgments_project ON row_judgments(project_id, row_id);
         """,
     ),
+    (
+        "0004_row_edit_links",
+        """
+        ALTER TABLE row_edits ADD COLUMN copied_from INTEGER REFERENCES row_edits(id) ON DELETE SET NULL;
+        CREATE INDEX row_edits_copied_from ON row_edits(copied_from);
+        """,
+    ),
 ]

@@ -29,6 +29,7 @@ SENTENCES = {
     "near_duplicate": "An almost identical example is already in the dataset.",
     "eval_overlap": "The example matches a row of the evaluation test set, so training on it would inflate the score.",
     "user_rejected": "You rejected this row{detail}.",
+    "length_rule": "The plan's length rule leaves this example out ({detail}).",
     "filtered": "Left out by a rule of the plan.",
 }
 
@@ -59,6 +60,8 @@ def plain_reason(reason: str | None) -> str:
     if code == "too_long":
         return SENTENCES[code].format(detail=detail.replace(" > ", " characters; the limit is ")
                                       .replace("characters characters", "characters"))
+    if code == "length_rule":
+        return SENTENCES[code].format(detail=detail or "its input is too short or too long")
     if code == "user_rejected":
         return SENTENCES[code].format(detail="" if detail in ("", "rejected in review") else f": {detail}")
     return SENTENCES[code]
@@ -70,4 +73,5 @@ def reason_label(code: str) -> str:
             "template_error": "template could not fill in", "empty_field": "empty input or output",
             "label_not_in_space": "answer not allowed", "copied_demo": "copies your example",
             "too_long": "too long", "exact_duplicate": "duplicate", "near_duplicate": "near duplicate",
-            "eval_overlap": "matches a test row", "user_rejected": "rejected by you"}.get(code, code.replace("_", " "))
+            "eval_overlap": "matches a test row", "user_rejected": "rejected by you",
+            "length_rule": "length rule (plan)"}.get(code, code.replace("_", " "))

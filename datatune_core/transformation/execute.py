@@ -37,13 +37,21 @@ EXEC_INSTRUCTIONS = (
     'reply {"input": null, "output": null}.')
 
 
-def build_prefix(expanded, plan, demos_limit: int = 3) -> str:
-    """The cacheable part of every per-row prompt for one dataset: instructions + task + demos + plan."""
+def build_prefix(expanded, plan, demos_limit: int = 3, corrections: list[dict] | None = None) -> str:
+    """The cacheable part of every per-row prompt for one dataset: instructions + task + demos + plan, and the
+    user's corrections (rows they edited: source row -> their example) as few-shot examples when given."""
     parts = [EXEC_INSTRUCTIONS, "", "## Task", expanded.prompt_text(), "", "## Plan", plan.text()]
     if expanded.label_space:
         parts += ["", "The output must be exactly one of: " + json.dumps(expanded.label_space, ensure_ascii=False)]
     if expanded.task_kind == "multiple_choice":
         parts += ["", "For multiple-choice rows, the output is the text of the correct option, as listed in the input."]
+    if corrections:
+        parts += ["", "## Corrections by the reviewer",
+                  "A person corrected these rows by hand. Transform similar rows the same way."]
+        for c in corrections:
+            parts += ["Row: " + json.dumps(c.get("row") or {}, ensure_ascii=False, default=str)[:1200],
+                      "Corrected example: " + json.dumps({"input": c.get("input"), "output": c.get("output")},
+                                                         ensure_ascii=False)[:1200]]
     return "\n".join(parts)
 
 

@@ -25,6 +25,7 @@ from datatune_core.errors import UserError
 from datatune_core.transformation.execute import RowOutcome, build_prefix, execute_rows, row_request
 from datatune_core.transformation.expand import ExpandedTask, expand_task, load_expanded, save_expanded
 from datatune_core.transformation.plan import Plan, load_plan, make_plan, save_plan
+from datatune_core.transformation.plan_rules import apply_rules, rule_reason
 from datatune_core.transformation.schema import ColumnMapping, load_mapping, propose_mapping, save_mapping
 from datatune_core.spec import spec_from_project
 from datatune_core.store import RowRecord
@@ -108,6 +109,7 @@ class Prepared:
     mapping_version: int
     plan: Plan
     plan_version: int
+    corrections: list[dict] = field(default_factory=list)  # the user's edits as few-shot examples (similar.py)
 
 
 # ----------------------------------------------------------------------------------------- sources
@@ -213,7 +215,10 @@ def prepare_source(store, project_id: int, dataset_id: str, config: str | None, 
                       spec_version=spec_version)
         gp = (p, save_plan(store, project_id, p))
     plan, plan_version = gp
-    return Prepared(record, config, columns, expanded, spec_version, mapping, mapping_version, plan, plan_version)
+    from datatune_core.transformation.similar import edit_examples
+
+    return Prepared(record, config, columns, expanded, spec_version, mapping, mapping_version, plan, plan_version,
+                    edit_examples(store, project_id, dataset_id, config))
 
 
 def _load_rows(record, config, limit=None, offset=0):
@@ -254,12 +259,13 @@ def transform_rows(prep: Prepared, decision: PathDecision, rows: list[tuple[str,
                 out.append(RowOutcome(rid, r["input"], r["output"], path="template"))
             except TemplateRenderError as e:
                 out.append(RowOutcome(rid, None, None, reason=str(e), path="template"))
-        return out
+        return apply_rules(prep.plan, out)
     if client is None:
         raise UserError("This dataset needs the per-row LLM path (its plan is not a deterministic reformat), but "
                         "no LLM is enabled. Set ANTHROPIC_API_KEY (or use the embedded model) and run again.")
-    prefix = build_prefix(prep.expanded, prep.plan)
-    return execute_rows(client, prefix, rows, concurrency=opts.concurrency, unit_prefix=unit_prefix, seed=seed)
+    prefix = build_prefix(prep.expanded, prep.plan, corrections=None if _weak(client) else prep.corrections)
+    return apply_rules(prep.plan, execute_rows(client, prefix, rows, concurrency=opts.concurrency,
+                                               unit_prefix=unit_prefix, seed=seed))
 
 
 def _similar(a: str, b: str) -> float:
@@ -330,6 +336,9 @@ def build_validator(store, project_id: int, expanded: ExpandedTask, opts: Transf
 def validate_outcome(v: RowValidator, o: RowOutcome, row: dict, prep: Prepared) -> str | None:
     if o.reason:
         return o.reason
+    rule = rule_reason(prep.plan, o.input)
+    if rule:
+        return rule
     col = _choice_column(row, prep.mapping)
     choices = row.get(col) if col and not prep.expanded.label_space else None
     return v.check(o.input, o.output, choices=choices)

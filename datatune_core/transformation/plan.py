@@ -48,8 +48,13 @@ class Plan:
     template: RowTemplate | None = None
     mapping_version: int | None = None
     spec_version: int | None = None
-    author: str = "heuristic"  # heuristic | llm | user
+    author: str = "heuristic"  # heuristic | llm | user | repair
     notes: list[str] = field(default_factory=list)
+    # rules applied after the template or the LLM (see plan_rules; written by plan repair or the user)
+    label_map: dict[str, str] = field(default_factory=dict)  # a produced answer -> an allowed answer
+    min_input_chars: int | None = None  # shorter inputs are filtered (reason code `length_rule`)
+    max_input_chars: int | None = None
+    repairs: list[dict] = field(default_factory=list)  # the plan repairs that made this version (repair.py)
 
     def __post_init__(self) -> None:
         if isinstance(self.template, dict):

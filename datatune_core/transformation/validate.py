@@ -15,6 +15,7 @@ Reason strings start with a code and a colon, so the review page and `store.row_
 | `exact_duplicate:` | same normalized input as an earlier kept row |
 | `near_duplicate:` | MinHash Jaccard similarity with an earlier kept row above the threshold |
 | `eval_overlap:` | the input matches (or nearly matches) an evaluation row |
+| `length_rule:` | the input is outside the plan's length rule (`Plan.min_input_chars` / `max_input_chars`) |
 
 `RowValidator` is stateful (it remembers kept rows for the duplicate checks); `seed()` rebuilds that state from
 rows already in the store, so a resumed job makes the same decisions.
@@ -37,7 +38,7 @@ from datatune_core.store.reasons import FAILURE_CODES, reason_code  # noqa: F401
 
 VALIDATOR_VERSION = 1  # bump when RowValidator judges rows differently (part of the per-row cache key)
 REASON_CODES = ("invalid_json", "llm_error", "null_row", "template_error", "empty_field", "label_not_in_space",
-                "copied_demo", "too_long", "exact_duplicate", "near_duplicate", "eval_overlap")
+                "copied_demo", "too_long", "exact_duplicate", "near_duplicate", "eval_overlap", "length_rule")
 # System failures: the transformation itself went wrong (they count toward the per-dataset failure-rate stop and
 # `retry-failed` re-runs them). Every other code is a rule of the plan or the task (irrelevant row, label space,
 # length, demo copy, duplicate, evaluation overlap): such rows are *filtered*, counted apart, and never trip the stop.

@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
     rows = typer.Typer(help="Transformed and synthetic rows: list, accept, reject, edit.", no_args_is_help=True)
     app.add_typer(cand, name="candidates")
     app.add_typer(rows, name="rows")
+    from datatune_core.cli.commands.repair import register_rows_similar
+
+    register_rows_similar(rows)  # `rows apply-similar` (fix once, apply to similar rows)
 
     @cand.command("list")
     def cand_list(project: str, json_out: bool = typer.Option(False, "--json", help="One JSON list.")):

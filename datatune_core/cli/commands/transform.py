@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="Transform accepted datasets into training rows (DataTune steps 3-6).",
                       no_args_is_help=True)
     app.add_typer(sub, name="transform")
+    from datatune_core.cli.commands.repair import register_transform_repair
+
+    register_transform_repair(sub)  # `transform repair` (plan repair)
 
     @sub.command("expand")
     def expand(project: str, llm: bool = typer.Option(True, help="Use the strong LLM (else the heuristic)."),
