@@ -413,7 +413,7 @@ class RerankStage(Stage):
                                                 settings={"concurrency": 1})}  # votes one by one: budget bites
 
     def config(self, env, ctx):
-        return "tests.reliability.jobfns:rerank_job", {"votes": N_VOTES, "data": str(env.data)}, ctx["pid"]
+        return "test.rerank_job", {"votes": N_VOTES, "data": str(env.data)}, ctx["pid"]
 
     def check(self, env, ctx, job):
         st, pid = env.store, ctx["pid"]
