@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datatune_core.errors import user_facing
 from datatune_core.store import Job, Store
+from datatune_core.errors import JobCancelled, JobError, JobPaused  # noqa: F401  (defined in errors.py)
 
 HEARTBEAT_S = 2.0
 STALE_AFTER_S = 20.0
@@ -62,19 +62,6 @@ PATHS_BEFORE_PACKAGES: dict[str, str] = {
     "datatune_core.evaluate:run_eval_job": "evaluate",  # restructure: keep
     "datatune_core.quality:run_quality_job": "quality",  # restructure: keep
 }
-
-
-class JobCancelled(Exception):
-    """Raised inside a job when the user asked to cancel it."""
-
-
-class JobPaused(Exception):
-    """Raised inside a job to stop it in a resumable state (e.g. budget reached)."""
-
-
-@user_facing
-class JobError(RuntimeError):
-    """A job cannot be started or resumed; the message says why."""
 
 
 FAILED_ON_INPUT = "failed on your input"  # job message when a fixable user error stopped it

@@ -9,7 +9,7 @@ a reference source ("eval:<unit>"), and computes for each source a `SourceProfil
 * semantic diversity: mean pairwise cosine distance of MiniLM embeddings of the inputs (a sample);
 * input/output length distributions (tokens) and, for classification-like outputs, the label balance;
 * near-duplicate rate (MinHash LSH over input word bigrams, verified with exact Jaccard) and exact
-  duplicate rate; overlap with the evaluation unit's test inputs (exact `bigbench.text_hash` and near);
+  duplicate rate; overlap with the evaluation unit's test inputs (exact `text.text_hash` and near);
 * difficulty (`judge.py`): an LLM judge's 1-5 ratings or the base model's output loss, on a sample.
 
 Samples are drawn by one seeded global order, so the mix's sample is a subset of its sources' samples and no
@@ -423,9 +423,9 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
 
 
 def _input_hash(text: str) -> str:
-    from datatune_core.benchmark import bigbench
+    from datatune_core.text import text_hash
 
-    return bigbench.text_hash(text)
+    return text_hash(text)
 
 
 def _profile_source(name: str, kind: str, idx: list[int], rows: list[_Row], toks_in: list[list[str]],

@@ -238,7 +238,7 @@ def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: 
     """Leakage check, seeded shuffle / split, tokenization in `fmt` (default: `instruction`, no demonstrations)."""
     import random
 
-    from datatune_core.benchmark.bigbench import text_hash
+    from datatune_core.text import text_hash
     from datatune_core.models import resolve_style
     from datatune_core.evaluation.prompting import PromptFormat
 
@@ -655,7 +655,7 @@ def _train_job(ctx: Any) -> dict:
     test_set, n_test, fmt, version_rows = None, 0, None, None
     tok = load_tokenizer(cfg.model)
     if ctx.project_id is not None and not cfg.data_file:
-        from datatune_core.leakage import text_hash
+        from datatune_core.text import text_hash
         from datatune_core.evaluation.prompting import format_for_project
 
         rows, test_set, n_test = project_training_rows(store, ctx.project_id)

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 from datasketch import MinHash, MinHashLSH
 
-from datatune_core.benchmark.bigbench import normalize_text, text_hash
+from datatune_core.text import normalize_text, text_hash
 from datatune_core.store.reasons import FAILURE_CODES, reason_code  # noqa: F401  (the row reason codes live in reasons.py)
 
 REASON_CODES = ("invalid_json", "llm_error", "null_row", "template_error", "empty_field", "label_not_in_space",
