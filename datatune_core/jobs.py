@@ -44,9 +44,9 @@ JOB_KINDS: dict[str, str] = {
     "dry_run": "datatune_core.transformation.pipeline:run_dry_run_job",
     "transform": "datatune_core.transformation.run:run_transform_job",
     "synth": "datatune_core.synth.generate:run_synth_job",
-    "train": "datatune_core.training.trainer:run_train_job",
+    "train": "datatune_core.training.launch:run_train_job",
     "evaluate": "datatune_core.evaluation.bigbench_eval:run_eval_job",
-    "quality": "datatune_core.quality.profiling:run_quality_job",
+    "quality": "datatune_core.quality.job:run_quality_job",
 }
 
 
