@@ -42,7 +42,9 @@ def worker(model: str, case: str, steps: int, out: str, accum_scale: int = 1) ->
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    from datatune_core.training.trainer import LoraTrainConfig, LoraTrainer, lora_model, prepare_data
+    from datatune_core.training.config import LoraTrainConfig
+    from datatune_core.training.trainer import LoraTrainer, lora_model
+    from datatune_core.training.data import prepare_data
 
     torch.set_num_threads(1)
     c = CASES[case]

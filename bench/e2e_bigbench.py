@@ -170,7 +170,8 @@ def run_unit(store, unit: str, a, catalogs, log) -> dict:
     from datatune_core.retrieval.index import load_index
     from datatune_core.transformation.expand import heuristic_expansion
     from datatune_core.spec import Example, TaskSpec
-    from datatune_core.training.trainer import LoraTrainConfig, train_rows
+    from datatune_core.training.config import LoraTrainConfig
+    from datatune_core.training.launch import train_rows
     from datatune_core.transformation.pipeline import TransformOptions
 
     t0 = time.perf_counter()

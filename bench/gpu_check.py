@@ -84,7 +84,7 @@ def main() -> int:
         print(json.dumps({"error": "no CUDA device visible"}))
         return 1
     from datatune_core.models import default_gguf, load_causal_lm
-    from datatune_core.training.trainer import LoraTrainConfig
+    from datatune_core.training.config import LoraTrainConfig
 
     home = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     os.environ["DATATUNE_HOME"] = str(home)

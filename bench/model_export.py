@@ -24,7 +24,8 @@ def main() -> int:
     from gpu_check import rows
 
     from datatune_core.exporting.model import export_gguf, export_merged
-    from datatune_core.training.trainer import LoraTrainConfig, train_rows
+    from datatune_core.training.config import LoraTrainConfig
+    from datatune_core.training.launch import train_rows
 
     d = pathlib.Path(tempfile.mkdtemp(prefix="model-export-"))
     t = time.perf_counter()

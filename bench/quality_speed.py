@@ -67,7 +67,8 @@ def naive_baseline(rows: list[dict], threshold: float) -> dict:
     """Embed every row; all-pairs Python loops for the mean cosine distance and for exact-Jaccard near-dups."""
     import numpy as np
 
-    from datatune_core.quality.profiling import _embed, jaccard, shingles, tokenize
+    from datatune_core.quality.profiling import _embed
+    from datatune_core.quality.diversity import jaccard, shingles, tokenize
 
     t0 = time.perf_counter()
     vecs = _embed([r["input"] for r in rows])
@@ -102,7 +103,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from datatune_core.quality.profiling import QualityConfig, profile
+    from datatune_core.quality.report import QualityConfig
+    from datatune_core.quality.profiling import profile
 
     rows = make_rows(args.rows)
     cfg = QualityConfig(difficulty="none")

@@ -73,7 +73,9 @@ def child(kind: str, model: str, steps: int, batch: int, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from datatune_core.training.trainer import LoraTrainConfig, LoraTrainer, lora_model, prepare_data
+    from datatune_core.training.config import LoraTrainConfig
+    from datatune_core.training.trainer import LoraTrainer, lora_model
+    from datatune_core.training.data import prepare_data
 
     cfg = LoraTrainConfig.from_preset("cpu-demo", model=model, max_steps=steps, batch_size=batch, max_rows=None,
                                       learning_rate=1e-4, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],

@@ -103,7 +103,8 @@ def train(project: Project, *, preset: str = "cpu-demo", timeout_s: float = 7 * 
     """LoRA fine-tuning on the curated rows (`LoraTrainConfig` preset + overrides, e.g. `model=...`,
     `max_steps=...`), as the "train" job in its own process; returns the adapter folder."""
     from datatune_core import jobs
-    from datatune_core.training.trainer import LoraTrainConfig, start_training
+    from datatune_core.training.config import LoraTrainConfig
+    from datatune_core.training.launch import start_training
 
     cfg = LoraTrainConfig.from_preset(preset, **overrides)
     job = jobs.wait_job(project.store, start_training(project.store, project.id, cfg), timeout_s=timeout_s)

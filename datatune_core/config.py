@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datatune_core.errors import user_facing
+from datatune_core.errors import SettingsError  # noqa: F401  (all exceptions live in errors.py)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,11 +23,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-@user_facing
-class SettingsError(RuntimeError):
-    """A setting is unusable; the message names the setting and the fix."""
 
 
 def default_home() -> Path:

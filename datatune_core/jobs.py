@@ -6,7 +6,7 @@ starting the next, so `kill -9` loses at most the in-flight units and a resume n
 The worker writes a heartbeat every few seconds; a running job whose heartbeat is stale and whose process is
 gone is marked `interrupted` and can be resumed.
 
-Job kinds map to "module:function" paths in `JOB_KINDS` (a kind may also be given directly as such a path).
+Job kinds are names registered in `JOB_KINDS` (-> "module:function"); a job row can name only a registered kind.
 
     >>> from datatune_core import jobs
     >>> job_id = jobs.start_job(store, "transform", {"project_id": 1})   # returns at once
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,13 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datatune_core.errors import user_facing
 from datatune_core.store import Job, Store
+from datatune_core.errors import JobCancelled, JobError, JobPaused  # noqa: F401  (defined in errors.py)
 
 HEARTBEAT_S = 2.0
 STALE_AFTER_S = 20.0
 
-# kind -> "module:function"; each stage module adds its own entry.
+# The job-kind registry: name -> "module:function", registered in code only. A job row names a kind, never a
+# callable: a kind that is not registered here (or by `register_job_kind`) cannot run, whatever a workspace or an
+# imported project says.
 JOB_KINDS: dict[str, str] = {
     "index": "datatune_core.retrieval.search:run_index_job",
     "search": "datatune_core.retrieval.search:run_search_job",
@@ -42,9 +45,9 @@ JOB_KINDS: dict[str, str] = {
     "transform": "datatune_core.transformation.run:run_transform_job",
     "repair": "datatune_core.transformation.repair:run_repair_job",
     "synth": "datatune_core.synth.generate:run_synth_job",
-    "train": "datatune_core.training.trainer:run_train_job",
+    "train": "datatune_core.training.launch:run_train_job",
     "evaluate": "datatune_core.evaluation.bigbench_eval:run_eval_job",
-    "quality": "datatune_core.quality.profiling:run_quality_job",
+    "quality": "datatune_core.quality.job:run_quality_job",
     "export_model": "datatune_core.exporting.model_job:run_model_export_job",
 }
 
@@ -63,19 +66,6 @@ PATHS_BEFORE_PACKAGES: dict[str, str] = {
 }
 
 
-class JobCancelled(Exception):
-    """Raised inside a job when the user asked to cancel it."""
-
-
-class JobPaused(Exception):
-    """Raised inside a job to stop it in a resumable state (e.g. budget reached)."""
-
-
-@user_facing
-class JobError(RuntimeError):
-    """A job cannot be started or resumed; the message says why."""
-
-
 FAILED_ON_INPUT = "failed on your input"  # job message when a fixable user error stopped it
 FAILED_INSIDE = "failed inside DataTune"
 
@@ -91,12 +81,39 @@ def job_error(e: BaseException) -> tuple[str, str]:
             "Try again, and report it if it repeats.", FAILED_INSIDE)
 
 
-def resolve_kind(kind: str) -> Callable[["JobContext"], Any]:
+PLUGINS_ENV = "DATATUNE_JOB_PLUGINS"  # comma-separated modules whose import registers more kinds (tests, extensions)
+_loaded_plugins: set[str] = set()
+
+
+def register_job_kind(name: str, target: str) -> None:
+    """Register job kind `name` -> "module:function" (called by code, e.g. a plugin module at import)."""
+    if not re.fullmatch(r"[a-z][a-z0-9_\-.]*", name):
+        raise ValueError(f"A job kind is a plain name (letters, digits, _ - .), not {name!r}.")
+    if target.count(":") != 1:
+        raise ValueError(f"A job kind's target is 'module:function', not {target!r}.")
+    JOB_KINDS[name] = target
+
+
+def _load_plugins() -> None:
+    for mod in (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",")):
+        if mod and mod not in _loaded_plugins:
+            importlib.import_module(mod)
+            _loaded_plugins.add(mod)
+
+
+def registered_kind(kind: str) -> str | None:
+    """The registered name of `kind` (old "module:function" paths of built-in kinds map to their names), or None."""
+    _load_plugins()
     kind = PATHS_BEFORE_PACKAGES.get(kind, kind)
-    target = JOB_KINDS.get(kind, kind)
-    if ":" not in target:
-        raise JobError(f"Unknown job kind {kind!r}. Known kinds: {', '.join(sorted(JOB_KINDS))}.")
-    mod_name, fn_name = target.split(":", 1)
+    return kind if kind in JOB_KINDS else None
+
+
+def resolve_kind(kind: str) -> Callable[["JobContext"], Any]:
+    """The function of a registered job kind; any other kind (e.g. a "module:function" string) is refused."""
+    name = registered_kind(kind)
+    if name is None:
+        raise JobError(f"Unknown job kind {kind!r}: it cannot run. Known kinds: {', '.join(sorted(JOB_KINDS))}.")
+    mod_name, fn_name = JOB_KINDS[name].split(":", 1)
     mod = importlib.import_module(mod_name)
     return getattr(mod, fn_name)
 
@@ -297,6 +314,7 @@ def resume_job(store: Store, job_id: int, background: bool = True) -> Job:
     """Start a stopped job again; its committed units are skipped."""
     refresh_jobs(store)
     job = store.get_job(job_id)
+    resolve_kind(job.kind)  # a row whose kind is not registered never runs
     if job.status == "done":
         raise JobError(f"Job {job_id} is already done; nothing to resume.")
     if job.status in ("running", "queued") and _pid_alive(job.pid):
@@ -333,5 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if job.status in ("done", "cancelled", "paused") else 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run the imported module, so kinds registered by plugins land in the one registry
+    from datatune_core.jobs import main as _main
+
+    sys.exit(_main())

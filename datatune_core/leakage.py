@@ -30,6 +30,7 @@ from functools import lru_cache
 
 from datatune_core.errors import UserError
 from datatune_core.text import normalize_text, text_hash  # noqa: F401  (re-used here; defined once in text.py)
+from datatune_core.errors import LeakageError  # noqa: F401  (all exceptions live in errors.py)
 
 MIN_CONTAIN_WORDS = 5  # shorter test inputs only match exactly (or as a whole segment)
 NEAR_THRESHOLD = 0.7
@@ -261,14 +262,6 @@ def find_leaks(rows: Sequence[dict], units: Sequence[str] = (), test_texts: Sequ
             leaks.setdefault(lk.row, lk)
         rest = [i for i in rest if i not in leaks]
     return [leaks[i] for i in sorted(leaks)]
-
-
-class LeakageError(UserError):
-    """Training or evaluation refused because rows leak test data; `.leaks` lists them."""
-
-    def __init__(self, message: str, leaks: list[Leak]):
-        super().__init__(message)
-        self.leaks = leaks
 
 
 def leak_message(leaks: list[Leak], rows: Sequence[dict], what: str = "training rows", limit: int = 5) -> str:

@@ -48,8 +48,9 @@ def _latest_profile_artifact(store: Store, pid: int) -> int | None:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _review_profile(home: str, pid: int, key: tuple, art: int | None, eval_task: str | None) -> dict:
     from datatune_core.transformation.mix import curated_rows
-    from datatune_core.quality.profiling import (QualityConfig, current_dataset_version, find_profile, profile,
-                                       usable_eval_task)
+    from datatune_core.quality.report import QualityConfig
+    from datatune_core.quality.job import current_dataset_version, find_profile, usable_eval_task
+    from datatune_core.quality.profiling import profile
 
     store = Store.open(home)
     try:
@@ -77,7 +78,7 @@ def _review_profile(home: str, pid: int, key: tuple, art: int | None, eval_task:
 def review_profile(store: Store, pid: int) -> dict:
     """{"profile": QualityProfile | None, "kind": "stored" | "instant" | "too_many" | None, "version", "rows",
     "older" (the newest profile of an earlier version, when the current one has none)}."""
-    from datatune_core.quality.profiling import QualityProfile
+    from datatune_core.quality.report import QualityProfile
 
     p = store.get_project(pid)
     d = dict(_review_profile(str(store.home), pid, rows_key(store, pid), _latest_profile_artifact(store, pid),
@@ -103,8 +104,8 @@ def start_quality(store: Store, pid: int) -> int:
 
 
 def runs(store: Store, pid: int) -> list[dict]:
-    """`datatune_core.quality.profiling.runs_overview`: each training run, its score and its data's profile."""
-    from datatune_core.quality.profiling import runs_overview
+    """`datatune_core.quality.job.runs_overview`: each training run, its score and its data's profile."""
+    from datatune_core.quality.job import runs_overview
 
     return runs_overview(store, pid)
 

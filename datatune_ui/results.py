@@ -17,13 +17,14 @@ def kept_rows(store: Store, pid: int) -> int:
 
 
 def presets() -> dict[str, dict]:
-    from datatune_core.training.trainer import PRESETS
+    from datatune_core.training.config import PRESETS
 
     return PRESETS
 
 
 def start_training(store: Store, pid: int, preset: str, **overrides: Any) -> int:
-    from datatune_core.training.trainer import LoraTrainConfig, start_training as _start
+    from datatune_core.training.config import LoraTrainConfig
+    from datatune_core.training.launch import start_training as _start
 
     cfg = LoraTrainConfig.from_preset(preset, **{k: v for k, v in overrides.items() if v not in (None, "")})
     return _start(store, pid, cfg)
@@ -133,9 +134,9 @@ _LEAK_MEMO: dict[tuple, str | None] = {}
 def training_block(store: Store, pid: int, eval_tasks: list[str]) -> str | None:
     """Why training would be refused for leaking test data (the rows and why), or None. Memoized per content."""
     from datatune_core.leakage import LeakageError
-    from datatune_core.quality.profiling import dataset_version
+    from datatune_core.quality.rows import dataset_version
     from datatune_core.evaluation.testset import load_test_set, without_test_rows
-    from datatune_core.training.trainer import filter_leakage, project_rows
+    from datatune_core.training.data import filter_leakage, project_rows
 
     rows = project_rows(store, pid)
     ts = load_test_set(store, pid)
@@ -267,7 +268,7 @@ def eval_figure(results: list[dict]):
 
 def latest_profile(store: Store, pid: int):
     """The newest stored quality profile of the project (any dataset version), or None."""
-    from datatune_core.quality.profiling import find_profile
+    from datatune_core.quality.job import find_profile
 
     return find_profile(store, pid)
 

@@ -12,6 +12,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["DATATUNE_JOB_PLUGINS"] = "tests.jobkinds"  # the tests' job kinds, registered by name (workers too)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 for _k in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "DATATUNE_PROVIDER", "ANTHROPIC_BASE_URL",
            "DATATUNE_OPENAI_BASE_URL"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -31,7 +32,6 @@ MOVES: dict[str, str] = {
     "migrations": "store.migrations",
     "curation": "store.curation",
     "reasons": "store.reasons",
-    "portable": "store.portable",
     # benchmark: BIG-bench units read from ../shared
     "bigbench": "benchmark.bigbench",
     # catalog: dataset records from bundled catalogs, local files and the Hub
@@ -75,6 +75,8 @@ MOVES: dict[str, str] = {
     "gguf_export": "exporting.gguf",
     "chat": "exporting.chat",
     "recipe": "exporting.recipe",
+    "portable": "exporting.portable",  # whole-project export/import (it checks job kinds against the registry)
+    "store.portable": "exporting.portable",  # where the first restructure commits had put it
     # cli (cli.py itself becomes cli/__init__.py, see INIT_MOVES)
     "commands": "cli.commands",
     # the test double leaves the product's provider package
@@ -95,10 +97,24 @@ def full(m: str) -> str:
     return f"{PKG}.{m}"
 
 
+def split_homes(root: Path = ROOT) -> dict[str, dict[str, str]]:
+    """module that was split -> {name: the part that holds it now} (tools/splits/*.json, see split_module.py)."""
+    out: dict[str, dict[str, str]] = {}
+    for f in sorted((root / "tools" / "splits").glob("*.json")):
+        doc = json.loads(f.read_text())
+        out[doc["split"]] = {n: part for part, v in doc["parts"].items() for n in v["names"]}
+    return out
+
+
 class Resolver:
     def __init__(self, moves: dict[str, str], root: Path = ROOT):
         self.old = {full(k): full(v) for k, v in moves.items()}
         self.root = root
+        self.splits = split_homes(root) if moves else {}
+
+    def home(self, module: str, name: str) -> str:
+        """Where `module`'s top-level `name` lives now (a split module's part, else the module)."""
+        return self.splits.get(module, {}).get(name, module)
 
     def exists(self, dotted: str) -> bool:
         p = self.root / Path(*dotted.split("."))
@@ -108,11 +124,18 @@ class Resolver:
         parts = dotted.split(".")
         old_len = max((n for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in self.old), default=0)
         if not old_len:
-            return dotted
+            return self._split(dotted)
         new_len = max((n for n in range(1, len(parts) + 1) if self.exists(".".join(parts[:n]))), default=0)
         if new_len > old_len:  # already names a module of the new layout
-            return dotted
-        return ".".join([self.old[".".join(parts[:old_len])], *parts[old_len:]])
+            return self._split(dotted)
+        return self._split(".".join([self.old[".".join(parts[:old_len])], *parts[old_len:]]))
+
+    def _split(self, dotted: str) -> str:
+        for mod, homes in self.splits.items():
+            if dotted.startswith(mod + ".") and dotted[len(mod) + 1:].split(".")[0] in homes:
+                rest = dotted[len(mod) + 1:]
+                return f"{homes[rest.split('.')[0]]}.{rest}"
+        return dotted
 
     def is_module(self, dotted: str) -> bool:
         return self.exists(self.resolve(dotted))
@@ -177,7 +200,8 @@ def rewrite_python(text: str, path: Path, r: Resolver) -> str:
                     parent, last = new.rsplit(".", 1)
                     groups.setdefault(parent, []).append((last, a.asname or (a.name if last != a.name else None)))
                 else:
-                    groups.setdefault(r.resolve(mod), []).append((a.name, a.asname))
+                    target = r.resolve(mod)
+                    groups.setdefault(r.home(target, a.name), []).append((a.name, a.asname))
             lines = [_emit_from(indent, m, ns) for m, ns in groups.items()]
             new_src = ("\n" + indent).join(lines)
             old_src = text[start:end]
@@ -230,6 +254,8 @@ def rewrite_text(text: str, r: Resolver) -> str:
             return s  # a call of the public API (datatune_core.train(...)), not the old module
         return r.resolve(s)
     text = DOTTED.sub(dotted, text)
+    for mod, homes in r.splits.items():  # "module:function" strings of a split module (job kinds)
+        text = re.sub(rf"\b{re.escape(mod)}:([A-Za-z_]\w*)", lambda m: f"{homes.get(m.group(1), mod)}:{m.group(1)}", text)
 
     def slashed(m: re.Match) -> str:
         s = m.group(0)
@@ -246,6 +272,9 @@ def rewrite_text(text: str, r: Resolver) -> str:
     return SLASHED.sub(slashed, text)
 
 
+SELF = ("restructure_moves.py", "test_restructure_map.py")  # the map and its test keep their old-layout examples
+
+
 def files_to_scan(root: Path = ROOT) -> list[Path]:
     out = []
     for name in SCAN:
@@ -254,7 +283,7 @@ def files_to_scan(root: Path = ROOT) -> list[Path]:
             out.append(p)
         elif p.is_dir():
             out += [f for f in p.rglob("*") if f.is_file() and f.suffix in TEXT_SUFFIXES | {""}
-                    and "__pycache__" not in f.parts and f.name != "restructure_moves.py"]
+                    and "__pycache__" not in f.parts and f.name not in SELF]
     return [f for f in out if f.suffix in TEXT_SUFFIXES or f.name in ("run",)]
 
 

@@ -3,7 +3,7 @@
 A *unit* is a task or a subtask named as in `splits.json` (`temporal_sequences`, `cause_and_effect/two_sentences`).
 `load_unit(name) -> BigBenchUnit` gives its description, task prefix, formatting options, 2 demos and its test
 rows (<= 200) as `BBExample`s; `excluded_families(name)` says which retrieval families must be dropped so no
-evaluation data leaks into training; `normalize_text`/`text_hash` (from `leakage.py`) are the shared normalisation used by
+evaluation data leaks into training; `normalize_text`/`text_hash` (from `text.py`) are the shared normalisation used by
 every leakage guard (retrieval, transform, training).
 
 The root folder is `DATATUNE_BIGBENCH_DIR` when set (tests write tiny mini-benchmarks there), else the shared

@@ -22,7 +22,8 @@ from typing import Any
 from datatune_core.evaluation.answerjudge import capable, judge_answers
 from datatune_core.errors import UserError
 from datatune_core.evaluation.bigbench_eval import EvalResult, ExampleResult, load_for_eval, save_result, training_meta, training_rows_of
-from datatune_core.leakage import LeakageError, LeakIndex, leak_message, text_hash
+from datatune_core.leakage import LeakageError, LeakIndex, leak_message
+from datatune_core.text import text_hash
 from datatune_core.evaluation.prompting import PromptFormat, format_for_project
 from datatune_core.evaluation.scoring import (PrefixCachedLM, TestRow, eta_text, label_chance, mc_chance, normalized, score_rows,
                       text_metrics)

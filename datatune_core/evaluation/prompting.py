@@ -164,7 +164,7 @@ def format_for_project(project: Any, *, exclude_inputs: set[str] | None = None, 
                        max_demos: int = 2) -> PromptFormat:
     """The project's format: its instruction and up to `max_demos` of its own examples as demonstrations (minus
     any that are test rows)."""
-    from datatune_core.leakage import text_hash
+    from datatune_core.text import text_hash
 
     bad = exclude_inputs or set()
     demos = [(str(e.get("input", "")), str(e.get("output", ""))) for e in (project.examples or [])

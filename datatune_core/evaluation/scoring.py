@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datatune_core.leakage import normalize_text
+from datatune_core.text import normalize_text
 from datatune_core.evaluation.prompting import PromptFormat
 
 

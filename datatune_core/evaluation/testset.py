@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from datatune_core.errors import UserError
-from datatune_core.leakage import normalize_text, text_hash
+from datatune_core.text import normalize_text, text_hash
 
 FILE = "test_set.json"
 MIN_ROWS_FOR_HELDOUT = 20  # below this many curated rows, the examples are the test set

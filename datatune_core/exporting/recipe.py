@@ -200,7 +200,8 @@ def run_recipe(store: Any, recipe: dict, *, name: str | None = None, stages: tup
     res.kept_rows = store.count_rows(pid, status=["kept", "edited"])
     log(f"{res.kept_rows} kept rows")
     if "train" in stages:
-        from datatune_core.training.trainer import LoraTrainConfig, start_training
+        from datatune_core.training.config import LoraTrainConfig
+        from datatune_core.training.launch import start_training
 
         tc = dict(recipe.get("training") or {"preset": "cpu-demo"})
         tc = {**LoraTrainConfig.from_preset(tc.get("preset", "cpu-demo")).to_dict(), **tc, **(train_overrides or {})}

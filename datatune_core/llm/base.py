@@ -14,39 +14,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from datatune_core.errors import user_facing
-from datatune_core.jobs import JobPaused
-
-
-@user_facing
-class LLMError(RuntimeError):
-    """An LLM call failed in a way the user can act on; the message names the fix."""
-
-
-class LLMAuthError(LLMError):
-    """Missing or rejected API key (never retried)."""
-
-
-class LLMModelError(LLMError):
-    """Unknown or unavailable model name (never retried)."""
-
-
-class LLMTransientError(LLMError):
-    """Rate limit, overload, 5xx, timeout or connection error: retried with backoff."""
-
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.status = status
-
-
-class BudgetExceeded(JobPaused, LLMError):
-    """The project's or run's budget is reached: no new request is sent; the job pauses, resumable."""
-
-
-class ProviderUnavailable(JobPaused, LLMError):
-    """A request of a bulk run still failed on transient faults after every retry (network gone, laptop asleep,
-    provider down): no new request is sent, the unit in progress is not committed, the job pauses, resumable."""
+from datatune_core.errors import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError,  # noqa: F401
+                                  LLMTransientError, ProviderUnavailable)  # all exceptions live in errors.py
 
 
 @dataclass

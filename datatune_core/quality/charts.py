@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datatune_core.quality.profiling import QualityProfile, SourceProfile
+from datatune_core.quality.report import QualityProfile, SourceProfile
 
 EVAL_COLOR = "#444444"
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#EECA3B", "#FF9DA6", "#9D755D"]
@@ -362,7 +362,7 @@ def quality_card_section(profile: QualityProfile | dict, chart_dir: Path | str |
 def dataset_card_quality(store: Any, project_id: int, folder: Path | str, charts_subdir: str = "quality") -> str:
     """The card section for an exported dataset folder: the stored profile of the project's current dataset
     version, with its charts written to `folder/charts_subdir`; a short hint when no profile matches."""
-    from datatune_core.quality.profiling import current_dataset_version, find_profile
+    from datatune_core.quality.job import current_dataset_version, find_profile
 
     version = current_dataset_version(store, project_id)
     prof = find_profile(store, project_id, version) if version else None

@@ -161,12 +161,13 @@ class LeakageGuard:
 
     @classmethod
     def for_unit(cls, unit: str) -> "LeakageGuard":
-        from datatune_core.benchmark import bigbench
         from datatune_core import leakage
+        from datatune_core.benchmark import bigbench
+        from datatune_core.text import text_hash
 
         fams = set(bigbench.excluded_families(unit))
         hashes = leakage.index_for_unit(unit).hashes | set(bigbench.test_hashes(unit))  # + inputs with choices
-        hashes.discard(leakage.text_hash(""))
+        hashes.discard(text_hash(""))
         return cls(unit=unit, families=fams, test_hashes=hashes)
 
     def family_reason(self, record: DatasetRecord) -> str | None:

@@ -26,13 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from datatune_core.config import default_home
-from datatune_core.errors import user_facing
 from datatune_core.store.migrations import MIGRATIONS
-
-
-@user_facing
-class StoreError(RuntimeError):
-    """The workspace cannot be used; the message names the path and the fix."""
+from datatune_core.errors import StoreError  # noqa: F401  (all exceptions live in errors.py)
 
 
 TERMINAL_JOB_STATES = ("done", "failed", "cancelled", "paused")

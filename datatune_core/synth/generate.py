@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 from pydantic import BaseModel, Field
 
-from datatune_core.benchmark.bigbench import text_hash
+from datatune_core.text import text_hash
 from datatune_core.errors import UserError
 from datatune_core.transformation.expand import ExpandedTask, expand_task, load_expanded, save_expanded
 from datatune_core.spec import spec_from_project

@@ -20,7 +20,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from datatune_core.benchmark.bigbench import normalize_text, text_hash
+from datatune_core.text import normalize_text, text_hash
 from datatune_core.errors import UserError
 from datatune_core.transformation.execute import RowOutcome, build_prefix, execute_rows, row_request
 from datatune_core.transformation.expand import ExpandedTask, expand_task, load_expanded, save_expanded

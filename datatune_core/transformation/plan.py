@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import BaseModel, Field
 
-from datatune_core.benchmark.bigbench import normalize_text
+from datatune_core.text import normalize_text
 from datatune_core.errors import UserError
 from datatune_core.transformation.template import RowTemplate, TemplateRefused, check_template, heuristic_template
 

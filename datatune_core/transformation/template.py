@@ -28,6 +28,7 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from datatune_core.errors import UserError
+from datatune_core.errors import TemplateRefused, TemplateRenderError  # noqa: F401  (defined in errors.py)
 
 MAX_TEMPLATE_CHARS = 4000
 MAX_RENDERED_CHARS = 50_000
@@ -47,10 +48,6 @@ FORBIDDEN_NODES: dict[type, str] = {
     nodes.With: "{% with %}", nodes.Block: "blocks", nodes.FilterBlock: "filter blocks",
     nodes.ScopedEvalContextModifier: "autoescape blocks", nodes.EvalContextModifier: "autoescape blocks",
 }
-
-
-class TemplateRefused(UserError):
-    """The template tries something a reformat never needs (Python internals, imports, unknown filters)."""
 
 
 @dataclass
@@ -192,10 +189,6 @@ def render_row(t: RowTemplate, row: dict) -> dict[str, str]:
             raise TemplateRenderError(f"too_long: rendered {field} has {len(text)} characters")
         out[field] = text.strip()
     return out
-
-
-class TemplateRenderError(ValueError):
-    """One row could not be rendered (missing column, wrong type); only that row is affected."""
 
 
 def heuristic_template(input_columns: list[str], output_column: str | None, columns: dict[str, str],

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 from datasketch import MinHash, MinHashLSH
 
-from datatune_core.benchmark.bigbench import normalize_text, text_hash
+from datatune_core.text import normalize_text, text_hash
 from datatune_core.store.reasons import FAILURE_CODES, reason_code  # noqa: F401  (the row reason codes live in reasons.py)
 
 VALIDATOR_VERSION = 1  # bump when RowValidator judges rows differently (part of the per-row cache key)

@@ -76,7 +76,7 @@ def test_delete_asks_for_confirmation(app_home, store):
 
 def test_job_list_cancel_and_resume(app_home, store):
     pid = store.create_project("Jobs")
-    job_id = J.start_job(store, "tests.app.jobfns:slow_units", {"n": 400, "delay": 0.05}, project_id=pid)
+    job_id = J.start_job(store, "test.slow_units", {"n": 400, "delay": 0.05}, project_id=pid)
     try:
         deadline = time.time() + 30
         while store.get_job(job_id).progress_done < 2 and time.time() < deadline:

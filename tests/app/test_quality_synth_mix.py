@@ -10,7 +10,9 @@ import re
 import zipfile
 
 from datatune_core import jobs as J
-from datatune_core.quality.profiling import QualityConfig, current_dataset_version, profile, save_profile
+from datatune_core.quality.report import QualityConfig
+from datatune_core.quality.job import current_dataset_version, save_profile
+from datatune_core.quality.profiling import profile
 from datatune_core.store import RowRecord
 from tests.fakes.messages_server import MessagesServer, default_responder
 
@@ -98,7 +100,7 @@ def test_chart_downloads_hold_the_figures(app_home, store):
 
 def test_synth_job_from_the_page_and_the_mix(app_home, store, monkeypatch):
     from datatune_core.transformation.mix import build_dataset, project_mix
-    from datatune_core.training.trainer import project_rows
+    from datatune_core.training.data import project_rows
 
     pid = store.create_project("SY", "Answer the question with the right word.",
                                [{"input": "Which is a color? Options: red, chair", "output": "red"}])

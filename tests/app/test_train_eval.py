@@ -74,7 +74,9 @@ def test_evaluate_export_and_quality(app_home, store):
 
 
 def test_quality_charts_and_eval_results_render(app_home, store):
-    from datatune_core.quality.profiling import QualityConfig, profile, save_profile
+    from datatune_core.quality.report import QualityConfig
+    from datatune_core.quality.profiling import profile
+    from datatune_core.quality.job import save_profile
 
     pid = store.create_project("Q", "Answer with one word.")
     add_rows(store, pid, 40)

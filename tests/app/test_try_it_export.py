@@ -14,7 +14,8 @@ EVAL = "app_pages/6_Evaluate_Export.py"
 
 @pytest.fixture(scope="module")
 def tiny_adapter(tmp_path_factory):
-    from datatune_core.training.trainer import LoraTrainConfig, train_rows
+    from datatune_core.training.config import LoraTrainConfig
+    from datatune_core.training.launch import train_rows
     from tests.train.tiny import build_tiny_model_dir
 
     root = tmp_path_factory.mktemp("try-it")

@@ -43,7 +43,8 @@ def adapter_for_other_base(root: Path) -> tuple[str, str]:
 
 
 def train_on(root: Path, rows: list[dict]) -> dict:
-    from datatune_core.training.trainer import LoraTrainConfig, train_rows
+    from datatune_core.training.config import LoraTrainConfig
+    from datatune_core.training.launch import train_rows
 
     cfg = LoraTrainConfig.from_preset("cpu-demo", model=str(tiny(root)), max_steps=2, batch_size=2, max_seq_len=64,
                                       target_modules="all-linear")

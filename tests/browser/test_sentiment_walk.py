@@ -36,7 +36,7 @@ def _wait_job_done(store, pid: int, n_jobs: int, timeout_s: float = 300):
 def test_sentiment_walk_rerun_keeps_decisions(offline_studio):
     from datatune_core.catalog.records import default_catalog_paths, load_catalogs
     from datatune_core.transformation.mix import export_rows
-    from datatune_core.training.trainer import project_rows
+    from datatune_core.training.data import project_rows
 
     app, b, store = offline_studio
     pid = store.create_project("Review sentiment", "Classify the sentiment of a product review as positive or "

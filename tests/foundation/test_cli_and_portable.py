@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datatune_core.cli import app
-from datatune_core.store.portable import export_project, import_project
+from datatune_core.exporting.portable import export_project, import_project
 from datatune_core.store import RowRecord, Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 from datatune_core import jobs as J
 from datatune_core.store import Store
 
-KIND = "tests.foundation.jobfns:count_units"
+KIND = "test.count_units"
 
 
 def _unit_marks(store: Store, job_id: int) -> list[str]:
@@ -71,7 +71,7 @@ def test_sigkill_mid_run_then_resume_does_every_unit_exactly_once(store: Store):
 
 
 def test_failed_job_keeps_reason_and_traceback(store: Store):
-    job_id = J.start_job(store, "tests.foundation.jobfns:fail", background=False)
+    job_id = J.start_job(store, "test.fail", background=False)
     job = store.get_job(job_id)
     assert job.status == "failed" and "no 'text' column" in job.error
     assert any("Traceback" in line["message"] for line in store.job_logs(job_id))

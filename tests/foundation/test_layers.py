@@ -16,8 +16,9 @@ PKG = ROOT / "datatune_core"
 # lowest first: a unit may import itself and the units before it, never one after it
 LAYERS = [
     "text", "errors", "config", "spec",      # foundation: no engine imports
-    "store", "jobs",                          # workspace database, background jobs
-    "models", "llm",                          # causal LMs, the LLM layer
+    "store",                                  # workspace database
+    "models", "llm",                          # causal LMs, the LLM layer (never the job runner: JobPaused is in errors)
+    "jobs",                                   # background jobs: the kind registry, workers, progress
     "benchmark", "catalog", "leakage",        # evaluation units, dataset catalogs, the one leakage guard
     "retrieval", "transformation", "synth", "quality", "evaluation", "training", "exporting",  # the pipeline
     "api",                                    # datatune_core/__init__ + api.py: the library's public functions

@@ -26,7 +26,8 @@ def f(monkeypatch):
 NEW_STYLE = '''"""Uses `datatune_core.quality.profiling.profile` and datatune_core/training/trainer.py."""
 from datatune_core.store import curation
 from datatune_core import jobs
-from datatune_core.quality.profiling import profile, QualityConfig
+from datatune_core.quality.profiling import profile
+from datatune_core.quality.report import QualityConfig
 from datatune_core.quality import profiling as Q
 from datatune_core import store
 import datatune_core.retrieval.search as R
@@ -60,3 +61,16 @@ def test_calls_of_the_public_api_are_not_taken_for_old_modules():
     r = RM.Resolver(RM.MOVES)
     text = "adapter = datatune_core.train(p)\nimport datatune_core.train\n"
     assert RM.rewrite_text(text, r) == "adapter = datatune_core.train(p)\nimport datatune_core.training.trainer\n"
+
+
+def test_names_of_a_split_module_are_found_in_their_part():
+    r = RM.Resolver(RM.MOVES)
+    if "datatune_core.training.trainer" not in r.splits:
+        return  # no split recorded yet
+    path = ROOT / "datatune_core" / "review_loop.py"
+    old = "from datatune_core.train import LoraTrainConfig, LoraTrainer\nK = 'datatune_core.train:run_train_job'\n"
+    new = RM.rewrite_python(old, path, r)
+    assert new == ("from datatune_core.training.config import LoraTrainConfig\n"
+                   "from datatune_core.training.trainer import LoraTrainer\n"
+                   "K = 'datatune_core.training.launch:run_train_job'\n")
+    assert RM.rewrite_python(new, path, r) == new

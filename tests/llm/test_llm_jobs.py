@@ -16,7 +16,7 @@ def test_budget_pauses_job_and_resume_finishes_without_rebilling(store, messages
     monkeypatch.setenv("ANTHROPIC_API_KEY", messages_server.api_key)  # keys never go into job configs
     pid = store.create_project("jobbudget", settings={"budget_usd": 0.0005})
     cfg = {"base_url": messages_server.url, "n": 200}
-    job_id = store.create_job("tests.llm.jobfns:label_rows", cfg, project_id=pid)
+    job_id = store.create_job("test.label_rows", cfg, project_id=pid)
     job = jobs.run_job(store, job_id)
     assert job.status == "paused" and "Budget reached" in job.message
     done = store.done_units(job_id)

@@ -7,7 +7,8 @@ import pytest
 from datatune_core.quality.charts import (PNG_HELP, difficulty_figure, diversity_figure, export_figures, find_browser,
                                   label_figure, length_figure, quality_card_section, quality_figures, runs_figure)
 from datatune_core.quality.judge import summarise
-from datatune_core.quality.profiling import QualityConfig, profile
+from datatune_core.quality.report import QualityConfig
+from datatune_core.quality.profiling import profile
 
 ROWS = [{"input": f"is item {i} red ?", "output": "yes" if i % 3 else "no", "source": "ds1"} for i in range(12)]
 ROWS += [{"input": "is it red ?", "output": "yes", "source": "synthetic"} for _ in range(6)]

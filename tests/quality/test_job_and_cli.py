@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from datatune_core import jobs
-from datatune_core.quality.profiling import (QualityProfile, current_dataset_version, dataset_version, find_profile,
-                                   load_dataset_rows, profile_for_run, runs_overview)
+from datatune_core.quality.report import QualityProfile
+from datatune_core.quality.job import current_dataset_version, find_profile, profile_for_run, runs_overview
+from datatune_core.quality.rows import dataset_version, load_dataset_rows
 from datatune_core.store import RowRecord
 
 NO_MODELS = {"embed": False, "difficulty": "none"}
@@ -81,7 +82,7 @@ def test_quality_job_checks_the_expected_version_and_runs_in_a_worker(store):
 
 def test_training_runs_record_the_version_the_quality_job_uses(store):
     """train.py stores quality.dataset_version(project_rows) on each run; both read kept + edited rows by id."""
-    from datatune_core.training.trainer import project_rows
+    from datatune_core.training.data import project_rows
 
     pid = _project(store)
     assert dataset_version(project_rows(store, pid)) == current_dataset_version(store, pid)
@@ -179,7 +180,7 @@ def test_job_profiles_without_the_reference_when_the_benchmark_is_missing(store,
 
 def test_a_real_training_run_finds_the_profile_of_its_data(store, tmp_path):
     """End to end: profile the project, train a tiny model on it (job kind "train"), and the run links back."""
-    from datatune_core.training.trainer import LoraTrainConfig
+    from datatune_core.training.config import LoraTrainConfig
     from tests.train.tiny import build_tiny_model_dir
 
     model = build_tiny_model_dir(tmp_path / "tiny", chat=True)

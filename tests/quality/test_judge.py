@@ -9,7 +9,8 @@ from datatune_core.quality.judge import JUDGE_RUBRIC, judge_difficulty, mean_ci,
 from datatune_core.llm import get_client
 from datatune_core.llm.base import LLMError
 from datatune_core.testing import ScriptedProvider
-from datatune_core.quality.profiling import QualityConfig, profile
+from datatune_core.quality.report import QualityConfig
+from datatune_core.quality.profiling import profile
 from tests.fakes.messages_server import MessagesServer
 
 

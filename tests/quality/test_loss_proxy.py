@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from datatune_core.quality.judge import loss_difficulty, output_losses  # noqa: E402
-from datatune_core.quality.profiling import QualityConfig, profile  # noqa: E402
+from datatune_core.quality.report import QualityConfig
+from datatune_core.quality.profiling import profile  # noqa: E402
 
 WORDS = ["[PAD]", "[UNK]", "[EOS]", "is", "fire", "hot", "ice", "cold", "yes", "no", "?", "water", "wet", "\n"]
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datatune_core.quality.profiling import (distinct_n, exact_duplicate_flags, jaccard, label_balance, length_summary,
-                                   mean_pairwise_distance, near_duplicate_flags, shingles, tokenize,
-                                   unique_bigrams_per_example)
+from datatune_core.quality.diversity import distinct_n, exact_duplicate_flags, jaccard, label_balance, length_summary, mean_pairwise_distance, near_duplicate_flags, shingles, tokenize, unique_bigrams_per_example
 
 
 def test_tokenize_lowercases_and_splits_punctuation():

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from datatune_core.errors import UserError
-from datatune_core.quality.profiling import (QualityConfig, QualityProfile, as_rows, compare, dataset_version,
-                                   load_dataset_rows, profile)
+from datatune_core.quality.report import QualityConfig, QualityProfile, compare
+from datatune_core.quality.rows import as_rows, dataset_version, load_dataset_rows
+from datatune_core.quality.profiling import profile
 
 ROWS = [
     # transformed source "ds1" (dataset_id + config)

@@ -390,7 +390,7 @@ class JudgeStage(Stage):
         return "quality", {"quality": {"embed": False, "difficulty": "judge", "judge_sample": 50}}, ctx["pid"]
 
     def check(self, env, ctx, job):
-        from datatune_core.quality.profiling import find_profile
+        from datatune_core.quality.job import find_profile
 
         st, pid = env.store, ctx["pid"]
         prof = find_profile(st, pid)
@@ -413,7 +413,7 @@ class RerankStage(Stage):
                                                 settings={"concurrency": 1})}  # votes one by one: budget bites
 
     def config(self, env, ctx):
-        return "tests.reliability.jobfns:rerank_job", {"votes": N_VOTES, "data": str(env.data)}, ctx["pid"]
+        return "test.rerank_job", {"votes": N_VOTES, "data": str(env.data)}, ctx["pid"]
 
     def check(self, env, ctx, job):
         st, pid = env.store, ctx["pid"]
@@ -508,7 +508,7 @@ class TrainStage(Stage):
         return {"pid": pid, "model": str(tiny_model(env.data.parent / "models"))}
 
     def config(self, env, ctx):
-        from datatune_core.training.trainer import LoraTrainConfig
+        from datatune_core.training.config import LoraTrainConfig
 
         cfg = LoraTrainConfig.from_preset("cpu-demo", model=ctx["model"], max_steps=TRAIN_STEPS, batch_size=2,
                                           max_seq_len=64, eval_every=4, save_every=4, target_modules="all-linear",

@@ -41,7 +41,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.mark.timeout(300)
 def test_key_is_in_no_file_after_a_full_run(env, tmp_path, monkeypatch):
     from datatune_core import jobs
-    from datatune_core.store import portable
+    from datatune_core.exporting import portable
     from datatune_core.config import load_settings
     from datatune_core.llm import get_client
     from datatune_core.transformation.mix import export_rows

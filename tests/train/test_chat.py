@@ -11,7 +11,7 @@ from datatune_core.exporting.chat import ChatSession, side_by_side
 from datatune_core.errors import UserError
 from datatune_core.exporting.model import greedy_answers, load_merged
 from datatune_core.models import build_prompt, load_causal_lm
-from datatune_core.training.trainer import train_rows
+from datatune_core.training.launch import train_rows
 
 from .conftest import color_rows
 from .test_train import tiny_cfg

@@ -12,7 +12,7 @@ from datatune_core.config import bigbench_dir
 from datatune_core.errors import UserError
 from datatune_core.evaluation.bigbench_eval import check_leakage, evaluate, evaluate_pair, results_table, unit_prompt
 from datatune_core.models import load_tokenizer
-from datatune_core.training.trainer import train_rows
+from datatune_core.training.launch import train_rows
 
 from .conftest import color_rows
 from .test_train import tiny_cfg

@@ -10,7 +10,7 @@ import pytest
 
 from datatune_core.errors import UserError
 from datatune_core.exporting.model import export_gguf, export_merged, load_merged, modelfile_text
-from datatune_core.training.trainer import train_rows
+from datatune_core.training.launch import train_rows
 
 from .conftest import color_rows
 from .test_train import tiny_cfg

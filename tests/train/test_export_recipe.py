@@ -15,7 +15,8 @@ from datatune_core import jobs
 from datatune_core.errors import UserError
 from datatune_core.exporting.artifacts import export_all, export_dataset, push_to_hub, safe_path
 from datatune_core.exporting.recipe import build_recipe, load_recipe, run_recipe, save_recipe
-from datatune_core.training.trainer import LoraTrainConfig, start_training
+from datatune_core.training.config import LoraTrainConfig
+from datatune_core.training.launch import start_training
 
 ITEMS = [("tomato", "red"), ("strawberry", "red"), ("lime", "green"), ("frog", "green"), ("corn", "yellow"),
          ("sun", "yellow"), ("jeans", "blue"), ("sapphire", "blue")]

@@ -12,7 +12,7 @@ import pytest
 from datatune_core import jobs
 from datatune_core.errors import UserError
 from datatune_core.models import load_tokenizer, resolve_model_path
-from datatune_core.training.trainer import few_rows_warning, prepare_data
+from datatune_core.training.data import few_rows_warning, prepare_data
 
 from .conftest import color_rows
 from .test_train import tiny_cfg

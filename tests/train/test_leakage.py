@@ -11,7 +11,8 @@ from datatune_core import jobs
 from datatune_core.evaluation.bigbench_eval import check_leakage
 from datatune_core.leakage import LeakageError, LeakIndex, find_leaks, segments
 from datatune_core.store import RowRecord
-from datatune_core.training.trainer import filter_leakage, train_rows
+from datatune_core.training.data import filter_leakage
+from datatune_core.training.launch import train_rows
 
 from .conftest import color_rows
 from .test_train import tiny_cfg

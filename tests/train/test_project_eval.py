@@ -17,7 +17,7 @@ from datatune_core.evaluation.project import evaluate_project, project_format
 from datatune_core.evaluation.prompting import PromptFormat, split_choices
 from datatune_core.evaluation.scoring import TestRow, label_chance, mc_chance, normalized, text_metrics
 from datatune_core.store import RowRecord
-from datatune_core.training.trainer import project_training_rows, tokenize_row
+from datatune_core.training.data import project_training_rows, tokenize_row
 
 from .test_train import tiny_cfg
 

@@ -10,8 +10,10 @@ import pytest
 from datatune_core import jobs
 from datatune_core.errors import UserError
 from datatune_core.models import encode_answer, load_tokenizer
-from datatune_core.training.trainer import (LoraTrainConfig, LoraTrainer, filter_leakage, lora_model, pack, prepare_data,
-                                 tokenize_row, train_rows)
+from datatune_core.training.config import LoraTrainConfig
+from datatune_core.training.trainer import LoraTrainer, lora_model
+from datatune_core.training.data import filter_leakage, pack, prepare_data, tokenize_row
+from datatune_core.training.launch import train_rows
 
 from .conftest import color_rows
 
@@ -183,7 +185,7 @@ def test_project_rows_and_missing_data(tiny_model, store, tmp_path):
     store.add_rows(pid, [RowRecord(input=r["input"], output=r["output"], status="kept", source_row_id=str(i))
                          for i, r in enumerate(color_rows())]
                    + [RowRecord(input="bad", output="row", status="rejected", source_row_id="r")])
-    from datatune_core.training.trainer import project_rows
+    from datatune_core.training.data import project_rows
 
     got = project_rows(store, pid)
     assert len(got) == len(color_rows()) and all(r["input"] != "bad" for r in got)

@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("export")
     def export(project: str, out: Path = typer.Argument(..., help="Folder to write (JSON + parquet).")):
         """Export a whole project (for sharing and bug reports)."""
-        from datatune_core.store.portable import export_project
+        from datatune_core.exporting.portable import export_project
 
         store = open_store()
         p = resolve_project(store, project)
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("import")
     def import_(folder: Path, name: str = typer.Option(None, help="New name (default: the exported name).")):
         """Import a project exported with `datatune projects export`."""
-        from datatune_core.store.portable import import_project
+        from datatune_core.exporting.portable import import_project
 
         store = open_store()
         pid = import_project(store, folder, name=name)

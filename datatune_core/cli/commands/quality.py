@@ -43,8 +43,10 @@ def register(app: typer.Typer) -> None:
     ):
         """Diversity, difficulty, lengths, label balance, near-duplicates and eval overlap, per source."""
         from datatune_core.quality.charts import export_figures, quality_figures
-        from datatune_core.quality.profiling import (QualityConfig, compare, dataset_version, load_dataset_rows, profile, save_profile,
-                               usable_eval_task)
+        from datatune_core.quality.report import QualityConfig, compare
+        from datatune_core.quality.rows import dataset_version, load_dataset_rows
+        from datatune_core.quality.profiling import profile
+        from datatune_core.quality.job import save_profile, usable_eval_task
 
         from datatune_core.quality.profiling import _llm_configured
 

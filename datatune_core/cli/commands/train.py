@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         """Fine-tune a LoRA adapter on the curated rows (a background job with live metrics)."""
         import torch
 
-        from datatune_core.training.trainer import LoraTrainConfig, start_training
+        from datatune_core.training.config import LoraTrainConfig
+        from datatune_core.training.launch import start_training
 
         store = open_store()
         pid = None

@@ -96,8 +96,12 @@ def import_project(store: Store, folder: Path | str, name: str | None = None) ->
     with store.tx() as c:
         pid = _insert(c, "projects", proj)
         job_map: dict[int, int] = {}
+        from datatune_core.jobs import registered_kind
+
         for j in doc.get("jobs", []):
             old = j["id"]
+            if registered_kind(str(j.get("kind") or "")) is None:
+                continue  # a job row may name only a registered kind: never a callable of the export's choosing
             j = {**j, "project_id": pid, "pid": None}
             if j.get("status") in ("running", "queued"):
                 j["status"] = "interrupted"
