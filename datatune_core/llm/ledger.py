@@ -28,7 +28,7 @@ def request_key(provider_id: str, model: str, req: LLMRequest) -> str:
     text (system, shared prefix, messages), the schema, the sampling parameters, the reply parser's version
     (`parsing.PARSER_VERSION`) and the stage's own parser/validator version (`req.metadata["validator"]`, e.g.
     the per-row transform's). Editing a prompt template or bumping either version never serves a stale answer."""
-    from .parsing import PARSER_VERSION
+    from datatune_core.llm.parsing import PARSER_VERSION
 
     payload = {
         "provider": provider_id, "model": model, "system": req.system, "shared_prefix": req.shared_prefix,
