@@ -41,7 +41,7 @@ STALE_AFTER_S = 20.0
 JOB_KINDS: dict[str, str] = {
     "index": "datatune_core.retrieval.search:run_index_job",
     "search": "datatune_core.retrieval.search:run_search_job",
-    "dry_run": "datatune_core.transformation.pipeline:run_dry_run_job",
+    "dry_run": "datatune_core.transformation.dry_run:run_dry_run_job",
     "transform": "datatune_core.transformation.run:run_transform_job",
     "repair": "datatune_core.transformation.repair:run_repair_job",
     "synth": "datatune_core.synth.generate:run_synth_job",

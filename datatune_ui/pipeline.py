@@ -141,12 +141,16 @@ def plan_diff(a: dict, b: dict, va: int, vb: int) -> str:
 
 
 def last_dry(store: Store, pid: int, dataset_id: str, config: str | None) -> dict | None:
-    return _transform().last_dry_run(store, pid, dataset_id, config)
+    from datatune_core.transformation.dry_run import last_dry_run
+
+    return last_dry_run(store, pid, dataset_id, config)
 
 
 def start_dry(store: Store, pid: int, dataset_id: str, config: str | None, path: str = "auto", k: int = 5) -> int:
     """The dry run as a background job (kind "dry_run"; the embedded model can take minutes on a small CPU)."""
-    return _transform().start_dry_run(store, pid, dataset_id, config, k=k, path=path)
+    from datatune_core.transformation.dry_run import start_dry_run
+
+    return start_dry_run(store, pid, dataset_id, config, k=k, path=path)
 
 
 def transform_defaults() -> dict:

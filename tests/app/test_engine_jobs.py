@@ -25,7 +25,7 @@ def _mc_project(store, tmp_path):
 
 def test_engine_kinds_are_registered_and_import_without_streamlit():
     assert J.JOB_KINDS["search"] == "datatune_core.retrieval.search:run_search_job"
-    assert J.JOB_KINDS["dry_run"] == "datatune_core.transformation.pipeline:run_dry_run_job"
+    assert J.JOB_KINDS["dry_run"] == "datatune_core.transformation.dry_run:run_dry_run_job"
     code = ("import sys\nfrom datatune_core.jobs import resolve_kind\n"
             "for k in ('search', 'dry_run', 'synth', 'quality'):\n    resolve_kind(k)\n"
             "import datatune_core.cli\n"
@@ -36,7 +36,7 @@ def test_engine_kinds_are_registered_and_import_without_streamlit():
 
 
 def test_dry_run_job_keeps_its_result_and_writes_no_rows(app_home, store, tmp_path):
-    from datatune_core.transformation.pipeline import last_dry_run, start_dry_run
+    from datatune_core.transformation.dry_run import last_dry_run, start_dry_run
 
     pid = _mc_project(store, tmp_path)
     job_id = start_dry_run(store, pid, "test/mc", "default", k=4, path="template", use_llm=False, background=False)

@@ -11,7 +11,8 @@ from datatune_core.llm import LLMError, LLMRequest, get_client
 from datatune_core.llm import parsing
 from datatune_core.testing import ScriptedProvider
 from datatune_core.transformation.plan import load_plan, save_plan
-from datatune_core.transformation.pipeline import TransformOptions, dry_run
+from datatune_core.transformation.pipeline import TransformOptions
+from datatune_core.transformation.dry_run import dry_run
 
 from .conftest import row_from_request
 from .test_curation import run

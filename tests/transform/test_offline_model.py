@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from datatune_core.llm import get_client
-from datatune_core.transformation.pipeline import TransformOptions, dry_run
+from datatune_core.transformation.pipeline import TransformOptions
+from datatune_core.transformation.dry_run import dry_run
 from datatune_core.transformation.validate import REASON_CODES
 
 

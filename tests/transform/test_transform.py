@@ -15,7 +15,8 @@ from datatune_core.llm import LLMError, get_client, register_provider
 from datatune_core.testing import ScriptedProvider
 from datatune_core.transformation.mix import MixOptions, build_dataset, export_rows, mix_rows, save_dataset
 from datatune_core.synth.generate import SynthOptions, run_synth_job
-from datatune_core.transformation.pipeline import TransformOptions, dry_run
+from datatune_core.transformation.pipeline import TransformOptions
+from datatune_core.transformation.dry_run import dry_run
 from datatune_core.transformation.run import run_transform_job
 
 from .conftest import TOPICS, mc_rows, row_from_request, write_dataset

@@ -135,7 +135,8 @@ def register(app: typer.Typer) -> None:
             background: bool = typer.Option(False, "--background", help="Run as a background job (kind dry_run) "
                                             "and print its id; the app's Plan page shows the result.")):
         """k sample rows source -> target with rejections, the chosen path and the cost estimate (writes no rows)."""
-        from datatune_core.transformation.pipeline import TransformOptions, dry_run, save_dry_run, start_dry_run
+        from datatune_core.transformation.pipeline import TransformOptions
+        from datatune_core.transformation.dry_run import dry_run, save_dry_run, start_dry_run
 
         store = open_store()
         p = resolve_project(store, project)
@@ -239,7 +240,8 @@ def register(app: typer.Typer) -> None:
         from datatune_core.jobs import start_job
         from datatune_core.transformation.mix import export_rows, save_dataset
         from datatune_core.synth.generate import SynthOptions
-        from datatune_core.transformation.pipeline import TransformOptions, dry_run, resolve_sources
+        from datatune_core.transformation.pipeline import TransformOptions, resolve_sources
+        from datatune_core.transformation.dry_run import dry_run
         from datatune_core.transformation.run import start_transform
 
         store = open_store()
