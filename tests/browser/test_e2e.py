@@ -132,8 +132,13 @@ def test_task_to_reviewed_dataset_in_the_browser(studio):
     while EDIT not in b.d.page_source and time.monotonic() < deadline:
         time.sleep(0.5)
     assert EDIT in b.d.page_source  # the grid's accessible table holds the edited cell
-    text = b.text()
-    assert "Edited\n1" in text
+    js = """for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
+      const l = m.querySelector('[data-testid="stMetricLabel"]'), v = m.querySelector('[data-testid="stMetricValue"]');
+      if (l && v && l.textContent.trim() === 'Edited') return v.textContent.trim(); } return null;"""
+    deadline = time.monotonic() + 30  # the metric row renders with the page; read it in the page, not from body text
+    while b.d.execute_script(js) != "1" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert b.d.execute_script(js) == "1"  # the review's "Edited" figure still counts the edit
     assert store.count_rows(pid, reason=f"user_rejected: {NOTE}") == n
     # the quality charts of the curated rows (quick view) render at the bottom of the page
     from selenium.webdriver.common.by import By
