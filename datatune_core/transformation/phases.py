@@ -128,7 +128,9 @@ def take_over(ctx, opts: TransformOptions) -> list[dict]:
     took = _unit(store, ctx.job_id, TAKEOVER)
     if took is not None:
         return [*took["phases"], own]
-    paused = budget_paused(store, ctx.project_id, before=ctx.job_id) if opts.mode == "retry-failed" else None
+    first_run = store.query_one("SELECT 1 FROM job_units WHERE job_id=? LIMIT 1", (ctx.job_id,)) is None
+    paused = (budget_paused(store, ctx.project_id, before=ctx.job_id) if opts.mode == "retry-failed" and first_run
+              else None)  # only a retry's first run takes a job over: what it does is fixed from then on
     if paused is None:
         return [own]
     phases = inherited(store, paused)
@@ -149,9 +151,10 @@ def take_over(ctx, opts: TransformOptions) -> list[dict]:
     return [*phases, own]
 
 
-def phase_todo(store, pid: int, phase: dict, results: dict, claimed: set[int]) -> dict:
+def phase_todo(store, pid: int, phase: dict, results: dict, claimed: set[int], count: bool = True) -> dict:
     """What `phase` still has to do: {"mode", "rows", "ids"}; `ids` are the existing rows it transforms again
-    (a retry's come from its snapshot when it has one), never one in `claimed`."""
+    (a retry's come from its snapshot when it has one), never one in `claimed`. `count`: False skips counting
+    a `continue` phase's source rows (its "rows" is then its target less the rows kept)."""
     from datatune_core.catalog.records import count_rows
 
     opts = TransformOptions.from_dict(phase["options"])
@@ -163,6 +166,9 @@ def phase_todo(store, pid: int, phase: dict, results: dict, claimed: set[int]) -
         cfg = resolved_config(store, pid, ds, src.get("config"))
         ex = existing_rows(store, pid, ds, cfg)
         if opts.mode == "continue":
+            if not count:
+                available = opts.target_size
+                continue
             try:
                 n = count_rows(find_record(store, pid, ds), cfg)
             except UserError:
@@ -186,14 +192,15 @@ def phase_todo(store, pid: int, phase: dict, results: dict, claimed: set[int]) -
     return {"mode": opts.mode, "rows": rows, "ids": sorted(ids)}
 
 
-def plan_phases(store, pid: int, phases: list[dict], running: int | None = None, commit=None) -> list[dict]:
+def plan_phases(store, pid: int, phases: list[dict], running: int | None = None, commit=None,
+                count: bool = True) -> list[dict]:
     """Each phase with its results and `phase_todo` (a row one phase does is no later one's); `commit(key,
     result)` records a retry phase's snapshot the first time it is planned."""
     claimed: set[int] = set()
     out = []
     for ph in phases:
         res = phase_results(store, ph, running)
-        todo = phase_todo(store, pid, ph, res, claimed)
+        todo = phase_todo(store, pid, ph, res, claimed, count=count)
         if commit is not None and todo["mode"] == "retry-failed" and SNAPSHOT not in res:
             res[SNAPSHOT] = {"ids": todo["ids"]}
             commit(prefix(ph, running) + SNAPSHOT, res[SNAPSHOT])

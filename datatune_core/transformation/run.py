@@ -133,7 +133,7 @@ def _retry_message(out: dict, plan: dict) -> str:
             return "No row ended in a system failure: nothing to retry."
         return (f"Retry failed rows: {out['retry']} rows that ended in a system failure (invalid output, LLM error, "
                 f"empty field) will be transformed again; kept and filtered rows are not touched{decided}.")
-    what = WHAT_WAS_LEFT.get((j.config or {}).get("mode", "continue"), "its remaining rows")
+    what = "; ".join(dict.fromkeys(WHAT_WAS_LEFT[p["mode"]] for p in plan["phases"] if p["rows"])) or "none left"
     return (f"Retry failed rows: {out['retry']} failed rows + {out['undone']} rows the budget stop left undone "
             f"(job #{j.id}) will be transformed: first what job #{j.id} had still to do ({what}), then the rows "
             f"that ended in a system failure (invalid output, LLM error, empty field). Kept and filtered rows are "
@@ -185,8 +185,8 @@ def run_transform_job(ctx, client=None) -> dict:
     opts = TransformOptions.from_dict(ctx.config)
     if client is None:
         client = make_client(store, pid, ctx.job_id, opts)
-    phases = plan_phases(store, pid, take_over(ctx, opts), ctx.job_id, commit=ctx.commit)
     rowwise = opts.mode != "continue"  # progress in rows transformed (a continue counts kept rows to its target)
+    phases = plan_phases(store, pid, take_over(ctx, opts), ctx.job_id, commit=ctx.commit, count=rowwise)
     run = {"done": 0, "total": max(1, sum(p["rows"] for p in phases)) if rowwise else opts.target_size,
            "rowwise": rowwise}
     ctx.set_total(run["total"])

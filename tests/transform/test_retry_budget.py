@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 
 import pytest
+from typer.testing import CliRunner
 
 from datatune_core import jobs
+from datatune_core.cli import app as cli_app
 from datatune_core.errors import JobError
 from datatune_core.llm import get_client, register_provider
 from datatune_core.testing import ScriptedProvider
@@ -89,14 +92,21 @@ def test_retry_finishes_the_budget_stop_and_the_failed_rows_only(store, priced):
     # still to come - the reviewer's corrections are few-shot examples - so those would be asked afresh)
     kept = store.count_rows(pid, status=("kept", "edited"))
     opts = TransformOptions(mode="retry-failed", path="llm", max_datasets=1)
+    n_calls = len(CALLS)
     pre = preview_transform(store, pid, opts)
     assert (pre["retry"], pre["undone"], pre["continues"]) == (1, 30 - kept, paused)
     assert f"1 failed rows + {30 - kept} rows the budget stop left undone (job #{paused})" in pre["message"]
     est = pre["estimate"]
     assert est["budget_stopped"]["rows"] == 30 - kept and est["budget_stopped"]["cost_usd"] > est["cost_usd"] > 0
     assert "this retry does them first" in est["summary"]
-    before, n_calls = _rows(store, pid), len(CALLS)
-    assert n_calls == len(CALLS)  # previewing sent nothing
+    out = CliRunner().invoke(cli_app, ["transform", "run", "tr", "--mode", "retry-failed", "--preview", "--json",
+                                       "--path", "llm", "--max-datasets", "1"])
+    assert out.exit_code == 0, out.output
+    cli = json.loads(out.output)["preview"]  # the CLI's preview says the same
+    assert (cli["retry"], cli["undone"], cli["continues"], cli["message"]) == (1, 30 - kept, paused, pre["message"])
+    assert cli["estimate"]["budget_stopped"]["rows"] == 30 - kept
+    before = _rows(store, pid)
+    assert len(CALLS) == n_calls  # previewing (app and CLI) sent nothing
 
     PHASE["retrying"] = True
     job = start_transform(store, pid, opts, background=False)
