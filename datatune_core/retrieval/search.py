@@ -5,12 +5,12 @@ with `.candidates` (ranked, each dataset once, with BM25/dense/fused scores, the
 language and format, the search's own `explanation` and, after rerank, a one-sentence reason) and `.excluded`
 (records dropped by the leakage guard, each with `excluded_reason`).
 
-Steps: the query is parsed (`queryparse.py`: instruction, examples, keywords, language, task kind); signals
+Steps: the query is parsed (`retrieval/query.py`: instruction, examples, keywords, language, task kind); signals
 (BM25 over all and over each field, dense similarity of the task and of the examples) come from the persisted
-index (`searchindex.py`) and are fused by weighted reciprocal-rank fusion with language and task-kind soft
-constraints (`searchscore.py`; weights chosen on bench/data, see the README, "Dataset catalogs and
+index (`retrieval/index.py`) and are fused by weighted reciprocal-rank fusion with language and task-kind soft
+constraints (`retrieval/score.py`; weights chosen on bench/data, see the README, "Dataset catalogs and
 retrieval"); the leakage guard drops the evaluation unit's families and any dataset whose rows overlap the
-unit's test inputs; the top N go to the LLM reranker (`rerank.py`, self-consistency votes).
+unit's test inputs; the top N go to the LLM reranker (`retrieval/rerank.py`, self-consistency votes).
 
     >>> from datatune_core.retrieval.search import search
     >>> res = search("Decide whether a tweet is sarcastic", top_k=5, rerank=False)
@@ -31,7 +31,7 @@ import numpy as np
 
 from datatune_core.catalog.records import DatasetRecord, load_rows
 from datatune_core.retrieval.query import ParsedQuery, parse_query
-from datatune_core.retrieval.index import IndexConfig, SearchIndex, build_index, index_status, load_index  # noqa: F401
+from datatune_core.retrieval.index import SearchIndex, build_index, load_index
 from datatune_core.retrieval.score import DEPTH, FusionWeights, QueryFeatures, choose_config, explain, fuse_features, query_features
 
 ROW_SCAN_LIMIT = 20_000  # rows per record checked by the overlap guard
