@@ -8,7 +8,8 @@ import pytest
 
 from datatune_core.retrieval import index as S
 from datatune_core.retrieval.documents import sample_text
-from datatune_core.retrieval.search import FusionWeights, hybrid_rank, rrf_fuse, save_candidates, search
+from datatune_core.retrieval.score import FusionWeights
+from datatune_core.retrieval.search import hybrid_rank, rrf_fuse, save_candidates, search
 
 from .conftest import hf_records, write_catalog
 
