@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from datatune_core.benchmark import bigbench
 from datatune_core.benchmark.bigbench import BigBenchUnit
 from datatune_core.errors import UserError
 from datatune_core.models import TRAINING_META
@@ -36,7 +35,7 @@ def training_rows_of(adapter: str | Path | None) -> list[dict] | None:
 def check_leakage(adapter: str | Path | None, unit: BigBenchUnit) -> None:
     """Refuse to evaluate an adapter whose training rows leak the unit's test inputs (exact, contained or near
     copies, or rows from the unit's task family)."""
-    from datatune_core.leakage import LeakageError, find_leaks, leak_message
+    from datatune_core.leakage import LeakageError, find_leaks, leak_message, unit_test_hashes
 
     rows = training_rows_of(adapter)
     if rows is not None:
@@ -48,7 +47,7 @@ def check_leakage(adapter: str | Path | None, unit: BigBenchUnit) -> None:
     seen = set(training_meta(adapter).get("train_input_hashes") or [])
     if not seen:
         return
-    overlap = seen & bigbench.test_hashes(unit.name, unit.root)
+    overlap = seen & unit_test_hashes(unit.name, unit.root)  # the one guard's exact hashes
     if overlap:
         raise UserError(f"{len(overlap)} training row(s) of adapter {adapter} equal test inputs of {unit.name}: the "
                         "score would be inflated. Retrain with `--eval-task " + unit.name + "` so those rows are "

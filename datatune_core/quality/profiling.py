@@ -31,7 +31,10 @@ from functools import lru_cache
 from typing import Any
 import numpy as np
 
-from datatune_core.quality.diversity import distinct_n, exact_duplicate_flags, jaccard, label_balance, length_summary, lsh_threshold, mean_pairwise_distance, minhashes, near_duplicate_flags, shingles, tokenize, unique_bigrams_per_example
+from datatune_core.quality.diversity import (distinct_n, exact_duplicate_flags, label_balance, length_summary,
+                                            mean_pairwise_distance, near_duplicate_flags, tokenize,
+                                            unique_bigrams_per_example)
+from datatune_core.text import NearDuplicates, minhashes, text_shingles
 from datatune_core.errors import UserError
 from datatune_core.quality.judge import LOSS_NOTE, Rated, loss_values, rate_pairs, summarise
 from datatune_core.quality.report import MIX, QualityConfig, QualityProfile, SourceProfile
@@ -105,10 +108,10 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
         kinds[MIX] = MIX
     eval_hashes: set[str] = set()
     if eval_task:
-        from datatune_core.benchmark import bigbench
+        from datatune_core.leakage import unit_test_hashes
 
         ev = eval_rows(eval_task)
-        eval_hashes = bigbench.test_hashes(eval_task)
+        eval_hashes = unit_test_hashes(eval_task)  # the leakage guard's exact hashes of the unit's test inputs
         start = len(rows)
         rows.extend(ev)
         groups[f"eval:{eval_task}"] = list(range(start, len(rows)))
@@ -117,7 +120,7 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
     t = time.perf_counter()
     toks_in = [tokenize(r.input) for r in rows]
     len_out = [len(tokenize(r.output)) for r in rows]
-    sh = [shingles(tk) for tk in toks_in]
+    sh = [text_shingles(r.input) for r in rows]  # the one near-duplicate definition (datatune_core.text)
     mh = minhashes(sh, cfg.num_perm)
     timings["tokenize_minhash"] = time.perf_counter() - t
 
@@ -226,20 +229,17 @@ def _profile_source(name: str, kind: str, idx: list[int], rows: list[_Row], toks
 def _near_eval_overlap(sources: list[SourceProfile], groups: dict[str, list[int]], sh: list[set[str]], mh: list,
                        cfg: QualityConfig) -> None:
     """Share of each source's rows whose input is a near-duplicate (Jaccard >= threshold) of an eval test input."""
-    from datasketch import MinHashLSH
-
     ev = next((s for s in sources if s.kind == "eval"), None)
     if ev is None:
         return
-    ev_idx = groups[ev.name]
-    lsh = MinHashLSH(threshold=lsh_threshold(cfg.near_dup_threshold), num_perm=cfg.num_perm)
-    for i in ev_idx:
-        lsh.insert(i, mh[i])
+    tests = NearDuplicates(cfg.near_dup_threshold, cfg.num_perm)
+    for i in groups[ev.name]:
+        tests.add(i, sh[i], mh[i])
     near: dict[int, bool] = {}  # row -> near an eval test input; each row is checked once (sources share the mix)
     for sp in sources:
         if sp.kind == "eval":
             continue
         for i in groups[sp.name]:
             if i not in near:
-                near[i] = any(jaccard(sh[i], sh[j]) >= cfg.near_dup_threshold for j in lsh.query(mh[i]))
+                near[i] = tests.match(sh[i], mh[i]) is not None
         sp.eval_near_overlap_rate = sum(near[i] for i in groups[sp.name]) / len(groups[sp.name])

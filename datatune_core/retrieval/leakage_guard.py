@@ -8,6 +8,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from datatune_core import leakage
 from datatune_core.catalog.records import DatasetRecord, load_rows
 
 
@@ -25,19 +26,10 @@ class LeakageGuard:
 
     @classmethod
     def for_unit(cls, unit: str) -> "LeakageGuard":
-        from datatune_core import leakage
-        from datatune_core.benchmark import bigbench
-        from datatune_core.text import text_hash
-
-        fams = set(bigbench.excluded_families(unit))
-        hashes = leakage.index_for_unit(unit).hashes | set(bigbench.test_hashes(unit))  # + inputs with choices
-        hashes.discard(text_hash(""))
-        return cls(unit=unit, families=fams, test_hashes=hashes)
+        return cls(unit=unit, families=leakage.excluded_families(unit), test_hashes=leakage.unit_test_hashes(unit))
 
     def family_reason(self, record: DatasetRecord) -> str | None:
-        fam = record.family
-        if fam is None and record.source == "bigbench":
-            fam = record.id.split("/")[1] if "/" in record.id else record.id
+        fam = leakage.record_family(record)
         if fam and fam in self.families:
             return f"same task family as the evaluation task {self.unit!r} ({fam})"
         return None
@@ -55,9 +47,7 @@ class LeakageGuard:
 def _row_hashes(row: dict) -> frozenset[str]:
     """Exact hashes of every segment of the row's texts (leakage.row_hashes: stems before options lists,
     lines without "Q:" labels, ...), so a test input inside a reformatted value matches too."""
-    from datatune_core.leakage import row_hashes
-
-    return row_hashes(row)
+    return leakage.row_hashes(row)
 
 
 _ROW_HASHES: dict[tuple[str, str], list[tuple[str, frozenset[str]]]] = {}
