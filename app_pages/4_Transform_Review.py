@@ -33,7 +33,7 @@ live = job is not None and job.status in widgets.LIVE_STATES
 # ------------------------------------------------------------------------------------------ launch
 MODES = {"continue": "Continue to the target (new source rows only)",
          "retransform": "Re-transform with the new plan (affected rows only)",
-         "retry-failed": "Retry failed rows (system failures only)"}
+         "retry-failed": "Retry failed rows (system failures, and what a budget stop left undone)"}
 with st.expander("Start a transformation", expanded=job is None or not live):
     defaults = pipeline.transform_defaults()
     settings = dict(p.settings or {})
@@ -100,6 +100,9 @@ def _live_figures(j) -> None:
         st.caption("Left out, by reason: " + ", ".join(
             f"{reason_label(k)} {v:,}" for k, v in sorted(counts["by_reason"].items(), key=lambda x: -x[1])))
     res = j.result or {}
+    for ph in res.get("phases") or []:
+        st.caption(f":material/redo: First finished what job #{ph['job']} had still to do when its budget stopped "
+                   f"it: {ph['transformed']:,} rows (counted under that job's run, not in the figures above).")
     for d in res.get("datasets") or []:
         if d.get("skipped"):
             st.caption(f":material/skip_next: {d.get('dataset_id')}: skipped — {d['skipped']}")

@@ -63,6 +63,9 @@ adapters = R.adapters(store, pid)
 job = widgets.latest_job(pid, "evaluate")
 live = job is not None and job.status in widgets.LIVE_STATES
 PROJECT = "This project's test set"
+EXPORT_NAMES = {"export-dataset": "dataset folder", "export-adapter": "adapter", "export-recipe": "recipe",
+                "export-jsonl": "dataset file (JSON Lines)", "export-model-merged": "merged model (Hugging Face folder)",
+                "export-model-gguf": "model (GGUF file)"}  # the artifact kinds of an export, in words
 with st.container(border=True):
     with st.form(f"dt_eval_{pid}", border=False):
         units = task.demo_units()
@@ -219,9 +222,13 @@ with st.container(border=True):
                 pass
     st.divider()
     ME.export_panel(store, pid, adapters)
-    for a in R.exports(store, pid)[:5]:
+    recent = R.exports(store, pid)[:5]
+    if recent:
+        st.markdown("**Your latest exports** (newest first)")
+    for a in recent:
         rows = a["meta"].get("rows")
-        st.caption(f"{a['kind']}: {a['path']}" + (f" ({rows:,} rows)" if isinstance(rows, int) else ""))
+        st.caption(f"{EXPORT_NAMES.get(a['kind'], a['kind'].removeprefix('export-'))}: {a['path']}"
+                   + (f" ({rows:,} rows)" if isinstance(rows, int) else ""))
         if a["kind"] == "export-jsonl":
             try:
                 with open(a["path"], "rb") as fh:

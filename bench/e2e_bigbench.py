@@ -331,6 +331,10 @@ def main(argv: list[str] | None = None) -> dict:
             results.append(run_unit(store, unit, a, catalogs, lambda m: print(m, file=sys.stderr, flush=True)))
         except Exception as e:  # one unit failing must not hide the others: record why
             results.append({"unit": unit, "error": f"{type(e).__name__}: {e}"})
+        if not a.smoke or a.out != ap.get_default("out"):  # each finished unit is on disk (a long run can stop)
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.out).write_text(json.dumps({"partial": True, "args": vars(a), "results": results}, indent=1,
+                                              default=str), encoding="utf-8")
     print(f"{'unit':45} {'variant':9} {'format':9} {'base':>7} {'tuned':>7} {'gain':>7} {'95% CI':>16} {'p':>7}")
     gains, better, sig = [], 0, 0
     for r in results:

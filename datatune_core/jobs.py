@@ -4,7 +4,8 @@ A job is made of *units* (a row, a batch, a checkpoint). A job function receives
 which units are still to do, and commits each unit's result (together with the unit's own writes) before
 starting the next, so `kill -9` loses at most the in-flight units and a resume never redoes a committed one.
 The worker writes a heartbeat every few seconds; a running job whose heartbeat is stale and whose process is
-gone is marked `interrupted` and can be resumed.
+gone is marked `interrupted` and can be resumed. A job whose remaining work another job took over (`continued_by`:
+e.g. *Retry failed rows* finishing a budget-paused transformation) is `cancelled` and can never be resumed.
 
 Job kinds are names registered in `JOB_KINDS` (-> "module:function"); a job row can name only a registered kind.
 
@@ -310,6 +311,12 @@ def kill_job(store: Store, job_id: int) -> None:
             pass
 
 
+def continued_by(job: Job) -> int | None:
+    """The job that took `job`'s remaining work over (it can then never be resumed itself), or None."""
+    taker = (job.result or {}).get("continued_by") if job.status == "cancelled" else None
+    return int(taker) if taker is not None else None
+
+
 def resume_job(store: Store, job_id: int, background: bool = True) -> Job:
     """Start a stopped job again; its committed units are skipped."""
     refresh_jobs(store)
@@ -317,6 +324,10 @@ def resume_job(store: Store, job_id: int, background: bool = True) -> Job:
     resolve_kind(job.kind)  # a row whose kind is not registered never runs
     if job.status == "done":
         raise JobError(f"Job {job_id} is already done; nothing to resume.")
+    taker = continued_by(job)
+    if taker is not None:
+        raise JobError(f"Job {job_id} was continued by job #{taker}, which does its remaining work; resume or "
+                       f"check that one instead (`datatune jobs resume {taker}`).")
     if job.status in ("running", "queued") and _pid_alive(job.pid):
         raise JobError(f"Job {job_id} is still running (pid {job.pid}); cancel it first or wait.")
     store.update_job(job_id, status="queued", cancel_requested=0, error=None, finished_at=None,

@@ -45,7 +45,10 @@ def default_gguf() -> Path:
 
 
 def models_dir() -> Path:
-    return default_home() / "models"
+    """Converted model copies: `DATATUNE_MODELS_DIR` when set (one copy shared by several workspaces), else
+    `DATATUNE_HOME/models`."""
+    shared = os.environ.get("DATATUNE_MODELS_DIR", "").strip()
+    return Path(shared).expanduser() if shared else default_home() / "models"
 
 
 def _strip_gguf_quantizer(model: Any) -> None:

@@ -144,6 +144,8 @@ def job_panel(job_id: int, *, extra: Callable[[Job], None] | None = None, key: s
                             st.rerun()
                     if j.cancel_requested:
                         st.caption("Stopping after the current unit…")
+                elif J.continued_by(j) is not None:
+                    st.caption(f"Continued by job #{J.continued_by(j)}")
                 elif j.status in ("cancelled", "interrupted", "paused", "failed"):
                     on_input = j.status == "failed" and j.message == J.FAILED_ON_INPUT
                     label = "Fix and retry" if on_input else ("Try again" if j.status == "failed" else "Resume")

@@ -19,6 +19,9 @@ for _k in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "DATATUNE_PROVIDER", "ANTHROPI
     os.environ.pop(_k, None)
 # Never touch the developer's ~/.datatune: a session-wide workspace unless a test sets its own.
 os.environ["DATATUNE_HOME"] = tempfile.mkdtemp(prefix="datatune-test-home-")
+# The embedded model's converted copy (about a minute to make) is shared by every test's workspace and kept between
+# runs; conversion is atomic and locked, so parallel workers and app servers can share it.
+os.environ.setdefault("DATATUNE_MODELS_DIR", str(Path(__file__).resolve().parents[1] / "test-output" / "models"))
 
 
 @pytest.fixture

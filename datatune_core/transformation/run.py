@@ -4,14 +4,16 @@
 |---|---|---|
 | `continue` (default) | source rows not transformed yet, until the target of kept rows | every row already there |
 | `retransform` | rows made under an older plan or mapping version (affected rows only) | rows of the current plan |
-| `retry-failed` | rows that ended in a system failure (invalid output, LLM error, empty field, template error) | kept and filtered rows |
+| `retry-failed` | rows that ended in a system failure (invalid output, LLM error, empty field, template error); first, the rows a budget stop left undone when the latest transformation was paused by its budget (`phases`) | kept and filtered rows |
 
 A row is identified by (project, dataset, config, source row id), so no action ever adds a second copy of a source
 row; a re-transformed row gets a new revision and keeps the user's decision (`curation`). Only system failures
 count toward a dataset's failure-rate stop; rows removed by the plan's rules or the label space are *filtered*.
 
-Resume: a unit's rows and its done-mark commit together; which rows are still to do is read from the store
-(rows already written by this run are skipped), and LLM answers already received come from the response cache.
+A job runs one or more *phases* (`phases`: a retry that takes a budget-paused job over first does that job's
+remaining rows, with its options and run id). Resume: a unit's rows and its done-mark commit together; which
+rows are still to do is read from the store (rows already written by this run are skipped), and LLM answers
+already received come from the response cache.
 
     >>> preview_transform(store, project_id, TransformOptions(mode="retransform"))["message"]
     >>> job_id = start_transform(store, project_id, TransformOptions(target_size=200))   # job kind "transform"
@@ -26,54 +28,25 @@ from datatune_core.errors import UserError
 from datatune_core.transformation.pipeline import (MODES, PathDecision, TransformOptions, build_validator, decide_path, make_client,
                         prepare_row, prepare_source, resolve_sources, to_records, transform_rows, validate_outcome,
                         _load_rows, find_record)
+from datatune_core.transformation.phases import (current_versions as _current_versions, existing_rows as _existing,
+                                                 kept_rows as _kept, outdated as _outdated, plan_phases, prefix,
+                                                 resolved_config as _resolved_config, retry_plan, take_over)
 from datatune_core.transformation.validate import reason_code
 
 FAILED = "machine_status='rejected'"
 
 
-def _kept(store, project_id: int) -> int:
-    """Kept + edited transformed rows of the project (what the target counts)."""
-    return int(store.query_one("SELECT COUNT(*) FROM rows WHERE project_id=? AND source='transformed' AND "
-                               "status IN ('kept','edited')", (project_id,))[0])
-
-
-def _existing(store, project_id: int, dataset_id: str, config: str | None) -> dict[str, Any]:
-    rows = store.query("SELECT id, source_row_id, plan_version, mapping_version, machine_status, decision, run_id "
-                       "FROM rows WHERE project_id=? AND source='transformed' AND dataset_id=? AND config=?",
-                       (project_id, dataset_id, config or ""))
-    return {r["source_row_id"]: r for r in rows}
-
-
-def _outdated(r, plan_version: int | None, mapping_version: int | None) -> bool:
-    return r["plan_version"] != plan_version or (r["mapping_version"] is not None and mapping_version is not None
-                                                 and r["mapping_version"] != mapping_version)
-
-
 def wanted(mode: str, rid: str, existing: dict, run_id: str, plan_version: int | None,
-           mapping_version: int | None) -> bool:
-    """Does this action transform source row `rid`?"""
+           mapping_version: int | None, ids: set[int] | None = None) -> bool:
+    """Does this action transform source row `rid`? (`ids`: the existing rows its phase planned, `phases`.)"""
     r = existing.get(rid)
     if mode == "continue":
         return r is None
-    if r is None or r["run_id"] == run_id:  # not there yet, or already done by this run (resume)
-        return False
+    if r is None or r["run_id"] == run_id or (ids is not None and r["id"] not in ids):
+        return False  # not there yet, already done by this run (resume), or not this phase's
     if mode == "retransform":
         return _outdated(r, plan_version, mapping_version)
     return r["machine_status"] == "rejected" and r["decision"] is None
-
-
-def _current_versions(store, project_id: int, dataset_id: str, config: str | None) -> tuple[int | None, int | None]:
-    p = store.latest(store.plan_versions(project_id, dataset_id, config or ""))
-    m = store.latest(store.mapping_versions(project_id, dataset_id, config or ""))
-    return (p["version"] if p else None), (m["version"] if m else None)
-
-
-def _resolved_config(store, project_id: int, dataset_id: str, config: str | None) -> str | None:
-    try:
-        cfg = find_record(store, project_id, dataset_id).config(config)
-    except UserError:
-        return config
-    return cfg.name if cfg is not None else config
 
 
 def preview_transform(store, project_id: int, options: TransformOptions | dict | None = None,
@@ -88,6 +61,8 @@ def preview_transform(store, project_id: int, options: TransformOptions | dict |
     out = {"mode": opts.mode, "new": 0, "retransform": 0, "retry": 0, "left_as_decided": 0, "already": 0,
            "kept": kept, "target_size": opts.target_size, "sources": []}
     available = 0
+    plan = retry_plan(store, project_id, opts) if opts.mode == "retry-failed" else None
+    own = set(plan["failed"]) if plan else set()
     for src in sources:
         cfg = _resolved_config(store, project_id, src["dataset_id"], src.get("config"))
         ex = _existing(store, project_id, src["dataset_id"], cfg)
@@ -109,10 +84,10 @@ def preview_transform(store, project_id: int, options: TransformOptions | dict |
             out["retransform"] += len(aff)
             out["left_as_decided"] += sum(1 for r in aff if r["decision"] is not None)
         else:
-            failed = [r for r in ex.values() if r["machine_status"] == "rejected"]
-            s["affected"] = sum(1 for r in failed if r["decision"] is None)
+            s["affected"] = sum(1 for r in ex.values() if r["id"] in own)
             out["retry"] += s["affected"]
-            out["left_as_decided"] += len(failed) - s["affected"]
+            out["left_as_decided"] += sum(1 for r in ex.values() if r["machine_status"] == "rejected" and
+                                          r["decision"] is not None)
         out["sources"].append(s)
     if opts.mode == "continue":
         out["new"] = min(max(0, opts.target_size - kept), available)
@@ -130,22 +105,39 @@ def preview_transform(store, project_id: int, options: TransformOptions | dict |
         if not out["retransform"]:
             msg = "Every row already follows the current plan and mapping: nothing to re-transform."
     else:
-        decided_note = (f", and the {out['left_as_decided']} failed rows you decided on stay as they are"
-                        if out["left_as_decided"] else "")
-        msg = (f"Retry failed rows: {out['retry']} rows that ended in a system failure (invalid output, LLM error, "
-               f"empty field) will be transformed again; kept and filtered rows are not touched{decided_note}.")
-        if not out["retry"]:
-            msg = "No row ended in a system failure: nothing to retry."
+        msg = _retry_message(out, plan)
         if estimate:
             from datatune_core.transformation.retry_estimate import retry_estimate
 
             try:
-                out["estimate"] = retry_estimate(store, project_id, opts)
+                out["estimate"] = retry_estimate(store, project_id, opts, plan=plan)
                 msg = f"{msg} {out['estimate']['summary']}".strip()
             except Exception as e:  # the estimate is advisory; never block the preview on it
                 out["estimate"] = {"error": str(e)}
     out["message"] = msg
     return out
+
+
+WHAT_WAS_LEFT = {"continue": "new source rows up to its target", "retransform": "rows of an older plan or mapping",
+                 "retry-failed": "failed rows it had still to retry"}
+
+
+def _retry_message(out: dict, plan: dict) -> str:
+    """The retry's preview sentence; with a budget-paused job taken over: N failed rows + M rows left undone."""
+    j = plan["paused"]
+    out.update(undone=plan["undone"], continues=j.id if j else None)
+    decided = (f", and the {out['left_as_decided']} failed rows you decided on stay as they are"
+               if out["left_as_decided"] else "")
+    if j is None:
+        if not out["retry"]:
+            return "No row ended in a system failure: nothing to retry."
+        return (f"Retry failed rows: {out['retry']} rows that ended in a system failure (invalid output, LLM error, "
+                f"empty field) will be transformed again; kept and filtered rows are not touched{decided}.")
+    what = "; ".join(dict.fromkeys(WHAT_WAS_LEFT[p["mode"]] for p in plan["phases"] if p["rows"])) or "none left"
+    return (f"Retry failed rows: {out['retry']} failed rows + {out['undone']} rows the budget stop left undone "
+            f"(job #{j.id}) will be transformed: first what job #{j.id} had still to do ({what}), then the rows "
+            f"that ended in a system failure (invalid output, LLM error, empty field). Kept and filtered rows are "
+            f"not touched{decided}; job #{j.id} is continued by this retry and cannot be resumed on its own.")
 
 
 def start_transform(store, project_id: int, options: TransformOptions | dict | None = None,
@@ -171,37 +163,57 @@ def _run_counts(store, project_id: int, run_id: str, dataset_id: str, config: st
     return out
 
 
-def _batch(it, n: int, mode: str, existing: dict, run_id: str, prep) -> tuple[list, bool]:
+def _batch(it, n: int, mode: str, existing: dict, run_id: str, prep,
+           ids: set[int] | None = None) -> tuple[list, bool]:
     """The next `n` source rows this action transforms; (rows, exhausted)."""
     batch = []
     while len(batch) < n:
         nxt = next(it, None)
         if nxt is None:
             return batch, True
-        if wanted(mode, nxt[0], existing, run_id, prep.plan_version, prep.mapping_version):
+        if wanted(mode, nxt[0], existing, run_id, prep.plan_version, prep.mapping_version, ids):
             batch.append(nxt)
     return batch, False
 
 
 def run_transform_job(ctx, client=None) -> dict:
-    """The job body (see module docstring). `client` overrides the settings' LLM client (in-process use)."""
+    """The job body (see module docstring): its phases in order (`phases`: a retry first finishes the work of a
+    budget-paused job it takes over). `client` overrides the settings' LLM client (in-process use)."""
     store, pid = ctx.store, ctx.project_id
     if pid is None:
         raise UserError("A transform job needs a project.")
     opts = TransformOptions.from_dict(ctx.config)
-    mode = opts.mode
-    run_id = opts.run_id or f"transform-{ctx.job_id}"
     if client is None:
         client = make_client(store, pid, ctx.job_id, opts)
-    sources = resolve_sources(store, pid, opts)
-    results = store.unit_results(ctx.job_id)
+    rowwise = opts.mode != "continue"  # progress in rows transformed (a continue counts kept rows to its target)
+    phases = plan_phases(store, pid, take_over(ctx, opts), ctx.job_id, commit=ctx.commit, count=rowwise)
+    run = {"done": 0, "total": max(1, sum(p["rows"] for p in phases)) if rowwise else opts.target_size,
+           "rowwise": rowwise}
+    ctx.set_total(run["total"])
+    done = [_run_phase(ctx, client, ph, run) for ph in phases]
+    res, kept = done[-1], _kept(store, pid)
+    extra = [{"job": ph["job"], "mode": ph["mode"], "run_id": ph["run_id"], **d} for ph, d in zip(phases, done)][:-1]
+    ctx.progress((f"done: {res['transformed']} failed rows retried, and {sum(d['transformed'] for d in extra)} "
+                  f"rows of job #{extra[-1]['job']}" if extra else
+                  f"done: {run['done']} rows transformed again") if rowwise else f"done: {kept} rows kept",
+                 done=run["done"] if rowwise else kept)
+    return {"run_id": phases[-1]["run_id"], "mode": opts.mode, "kept": kept, "target_size": opts.target_size,
+            "datasets": res["datasets"], "rejected_by_reason": res["rejected_by_reason"],
+            "transformed": run["done"], "stopped": [s for d in done for s in d["stopped"]],
+            **({"continued": extra[-1]["job"], "phases": extra} if extra else {})}
+
+
+def _run_phase(ctx, client, ph: dict, run: dict) -> dict:
+    """One phase: its action, run id, unit results and planned rows (`phases.plan_phases`)."""
+    store, pid = ctx.store, ctx.project_id
+    opts = TransformOptions.from_dict(ph["options"])
+    mode, run_id, results, pre = opts.mode, ph["run_id"], ph["results"], prefix(ph, ctx.job_id)
+    ids = None if mode == "continue" else set(ph["ids"])
+    who = f"job #{ph['job']}'s rows, " if pre else ""
     kept = _kept(store, pid)
-    summary: list[dict] = []
-    todo = None if mode == "continue" else preview_transform(store, pid, opts, estimate=False)
-    total = opts.target_size if todo is None else max(1, todo["retransform"] + todo["retry"])
-    ctx.set_total(total)
     done = 0
-    for src in sources:
+    summary: list[dict] = []
+    for src in resolve_sources(store, pid, opts):
         if mode == "continue" and kept >= opts.target_size:
             break
         used = sum(1 for d in summary if not d.get("skipped"))  # datasets in the mix, old or new
@@ -219,14 +231,14 @@ def run_transform_job(ctx, client=None) -> dict:
                             "filtered": 0, "failed": 0, "stopped": None, "skipped": str(e)})
             ctx.log(f"{ds}: skipped - {e}", level="warning")
             continue
-        label = f"{ds} ({prep.config})"
+        label = f"{who}{ds} ({prep.config})"
         existing = _existing(store, pid, ds, prep.config)
         info = {"dataset_id": ds, "config": prep.config, "path": None, "reason": None, "kept": 0, "filtered": 0,
                 "failed": 0, "new": 0, "revised": 0, "stopped": None, "plan_version": prep.plan_version,
                 "existing": len(existing)}
         summary.append(info)
         reprocess = {r["id"] for rid, r in existing.items()
-                     if wanted(mode, rid, existing, run_id, prep.plan_version, prep.mapping_version)}
+                     if wanted(mode, rid, existing, run_id, prep.plan_version, prep.mapping_version, ids)}
         if mode != "continue" and not reprocess and not any(r["run_id"] == run_id for r in existing.values()):
             info["path"] = "none"
             info["reason"] = "nothing to do for this action"
@@ -244,7 +256,7 @@ def run_transform_job(ctx, client=None) -> dict:
                 continue
             res = {"decision": decision.to_dict(), "plan_version": prep.plan_version,
                    "mapping_version": prep.mapping_version, "spec_version": prep.spec_version}
-            ctx.commit(pkey, res)
+            ctx.commit(pre + pkey, res)
             results[pkey] = res
             ctx.log(f"{label}: {decision.path} path - {decision.reason}")
         info["path"], info["reason"] = decision.path, decision.reason
@@ -269,26 +281,27 @@ def run_transform_job(ctx, client=None) -> dict:
                 n = min(n, opts.max_rows_per_dataset - processed)
             if not probed and processed < opts.probe_size:
                 n = min(n, opts.probe_size - processed)  # the probe ends on a unit boundary
-            batch, exhausted = _batch(it, n, mode, existing, run_id, prep)
+            batch, exhausted = _batch(it, n, mode, existing, run_id, prep, ids)
             if batch:
                 rows = [(rid, prepare_row(r, prep.mapping, rid, opts)) for rid, r in batch]
                 ctx.check_cancel()
                 outs = transform_rows(prep, decision, rows, client, opts, seed=seed)
                 reasons = [validate_outcome(validator, o, row, prep) for o, (_, row) in zip(outs, rows)]
                 recs = to_records(outs, rows, reasons, prep, ds, run_id)
-                ctx.commit(f"rows:{tag}:{batch[0][0]}", {"n": len(rows)},
+                ctx.commit(f"{pre}rows:{tag}:{batch[0][0]}", {"n": len(rows)},
                            extra=lambda c, recs=recs, mv=prep.mapping_version: write_rows(c, pid, recs, mv))
                 processed += len(rows)
                 done += len(rows)
+                run["done"] += len(rows)
                 kept = _kept(store, pid)
                 ctx.progress(f"{label}: {processed} rows transformed, {kept}/{opts.target_size} kept" if
-                             mode == "continue" else f"{label}: {done} of {total} rows transformed again",
-                             done=kept if mode == "continue" else done)
+                             not run["rowwise"] else f"{label}: {run['done']} of {run['total']} rows transformed",
+                             done=run["done"] if run["rowwise"] else kept)
             if not probed and (processed >= opts.probe_size or exhausted) and processed:
                 probed = True
                 c = _run_counts(store, pid, run_id, ds, prep.config or "")
                 rate = c["failed"] / max(1, processed)
-                ctx.commit(f"probe:{tag}", {"rate": rate})
+                ctx.commit(f"{pre}probe:{tag}", {"rate": rate})
                 results[f"probe:{tag}"] = {"rate": rate}
                 if rate > opts.failure_threshold:
                     info["stopped"] = {"rate": rate, "threshold": opts.failure_threshold, "rows": processed,
@@ -307,14 +320,11 @@ def run_transform_job(ctx, client=None) -> dict:
                          "('rejected','filtered')", (pid, run_id)):
         code = reason_code(r[0]) or "unknown"
         by_reason[code] = by_reason.get(code, 0) + 1
-    ctx.progress(f"done: {kept} rows kept" if mode == "continue" else f"done: {done} rows transformed again",
-                 done=kept if mode == "continue" else done)
     if mode == "continue" and kept < opts.target_size and not any(d.get("stopped") for d in summary):
         ctx.log(f"target {opts.target_size} not reached: {kept} rows kept from {len(summary)} dataset(s); accept "
                 "more datasets, raise the dataset cap, or add synthetic rows (`datatune synth run`)",
                 level="warning")
-    return {"run_id": run_id, "mode": mode, "kept": kept, "target_size": opts.target_size, "datasets": summary,
-            "rejected_by_reason": by_reason, "transformed": done,
+    return {"datasets": summary, "rejected_by_reason": by_reason, "transformed": done,
             "stopped": [d for d in summary if d.get("stopped")]}
 
 

@@ -114,3 +114,30 @@ def test_inline_edits_are_stored_with_history(app_home, store):
     assert hist[0]["old_value"] != "fixed answer" and hist[0]["new_value"] == "fixed answer"
     pv = review.provenance(store, ids[0])
     assert pv["row"].source_json and pv["edits"]
+
+
+def test_retry_preview_counts_the_rows_a_budget_stop_left(app_home, store, tmp_path):
+    from datatune_core.store import RowRecord
+    from datatune_core.transformation.run import start_transform
+
+    pid = store.create_project("RB", "Answer the question with the right word.")
+    rec = write_dataset(tmp_path / "d", "test/mc", mc_rows(40), MC_COLUMNS)
+    store.upsert_candidate(pid, rec.id, record=rec.to_dict(), config="default", decision="accepted")
+    store.add_rows(pid, [RowRecord(input=f"Question {i}?", output="river", status="rejected" if i >= 8 else "kept",
+                                   reason="invalid_json: no object in the reply" if i >= 8 else None,
+                                   dataset_id="test/mc", config="default", source_row_id=f"default:{i}",
+                                   source_json={"question": f"Question {i}?"}, plan_version=1, path="llm",
+                                   run_id="transform-1") for i in range(10)])
+    paused = store.create_job("transform", {"target_size": 20, "use_llm": False}, project_id=pid)
+    store.update_job(paused, status="paused", message="Budget reached: this run spent $0.0100 of its $0.0100 cap.")
+    at = open_app(PAGE, project=pid)
+    tk = f"dt_tf_{pid}_"
+    at.toggle(key=tk + "llm").set_value(False).run()
+    at.radio(key=tk + "mode").set_value("retry-failed").run()
+    info = " ".join(i.value for i in at.info)
+    assert f"2 failed rows + 12 rows the budget stop left undone (job #{paused})" in info  # target 20 - 8 kept
+    assert f"job #{paused} is continued by this retry" in info and "Estimate: 2 row(s) to retry" in info
+    job = start_transform(store, pid, {"mode": "retry-failed", "use_llm": False}, background=False)
+    assert store.get_job(paused).message == f"continued by job #{job} (Retry failed rows)"
+    at = open_app(PAGE, project=pid)  # the retry's panel says it finished the paused job's rows first
+    assert f"First finished what job #{paused} had still to do" in texts(at)

@@ -12,7 +12,7 @@ from datatune_core.config import shared_dir
 
 from .harness import ROOT, AppServer, Browser, browser_available, e2e_responder
 
-CACHE = ROOT / "test-output" / "e2e-cache"  # search index and the converted demo model, reused across runs
+CACHE = ROOT / "test-output" / "e2e-cache"  # the search index, reused across runs (models: DATATUNE_MODELS_DIR)
 
 
 def _skip_without_browser_or_shared() -> None:
@@ -63,8 +63,6 @@ def studio(tmp_path: Path):
     home.mkdir()
     if (CACHE / "index").is_dir():
         shutil.copytree(CACHE / "index", home / "index")
-    if (CACHE / "models").is_dir():  # read-only use: the converted SmolLM2 copy
-        (home / "models").symlink_to(CACHE / "models", target_is_directory=True)
     srv = MessagesServer(responder=e2e_responder).start()
     env = {"ANTHROPIC_API_KEY": srv.api_key, "ANTHROPIC_BASE_URL": srv.url, "DATATUNE_LLM_TIMEOUT": "20"}
     try:
@@ -72,7 +70,6 @@ def studio(tmp_path: Path):
             yield app, browser, store, srv
     finally:
         srv.stop()
-        for sub in ("index", "models"):
-            if not (CACHE / sub).exists() and (home / sub).is_dir() and not (home / sub).is_symlink():
-                CACHE.mkdir(parents=True, exist_ok=True)
-                shutil.copytree(home / sub, CACHE / sub)
+        if not (CACHE / "index").exists() and (home / "index").is_dir():
+            CACHE.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(home / "index", CACHE / "index")

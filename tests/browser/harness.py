@@ -312,3 +312,22 @@ def pick_radio(b: Browser, option: str, timeout_s: float = 20) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"no radio option {option!r}")
         time.sleep(0.3)
+
+
+_METRIC_JS = """
+for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
+  const l = m.querySelector('[data-testid="stMetricLabel"]');
+  const v = m.querySelector('[data-testid="stMetricValue"]');
+  if (l && v && (l.innerText || l.textContent).trim() === arguments[0]) return (v.innerText || v.textContent).trim();
+}
+return null;"""
+
+
+def metric_value(driver, label: str) -> str | None:
+    """The figure of the st.metric labelled `label`, as the user reads it (None while the page is loading).
+
+    Read in one script inside the page, so a fragment rerun replacing the elements cannot interleave with it."""
+    try:
+        return driver.execute_script(_METRIC_JS, label)
+    except Exception:  # noqa: BLE001 - page navigating while reading
+        return None

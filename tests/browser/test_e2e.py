@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from .harness import Browser, select_option, type_into
+from .harness import Browser, metric_value, select_option, type_into
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -132,13 +132,10 @@ def test_task_to_reviewed_dataset_in_the_browser(studio):
     while EDIT not in b.d.page_source and time.monotonic() < deadline:
         time.sleep(0.5)
     assert EDIT in b.d.page_source  # the grid's accessible table holds the edited cell
-    js = """for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
-      const l = m.querySelector('[data-testid="stMetricLabel"]'), v = m.querySelector('[data-testid="stMetricValue"]');
-      if (l && v && l.textContent.trim() === 'Edited') return v.textContent.trim(); } return null;"""
     deadline = time.monotonic() + 30  # the metric row renders with the page; read it in the page, not from body text
-    while b.d.execute_script(js) != "1" and time.monotonic() < deadline:
+    while metric_value(b.d, "Edited") != "1" and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert b.d.execute_script(js) == "1"  # the review's "Edited" figure still counts the edit
+    assert metric_value(b.d, "Edited") == "1"  # the review's "Edited" figure still counts the edit
     assert store.count_rows(pid, reason=f"user_rejected: {NOTE}") == n
     # the quality charts of the curated rows (quick view) render at the bottom of the page
     from selenium.webdriver.common.by import By

@@ -76,7 +76,7 @@ def test_own_task_test_split_train_evaluate_export_and_try_it(studio):
     b.shot("e2e_23_fixed_filter")
 
     # a BIG-bench unit too: two columns, BIG-bench's own two-shot text and the chat format training used
-    type_into(b, "Rows (0 = all)", "4")
+    type_into(b, "Rows (0 = all)", "2")
     pick_radio(b, "BIG-bench tasks")
     b.click("Evaluate")
     b.wait_text("— done", timeout_s=600)

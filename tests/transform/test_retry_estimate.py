@@ -77,12 +77,13 @@ def test_budget_stop_rows_and_budget_left(store, project):
     opts = TransformOptions(mode="retry-failed", max_datasets=1, path="llm")
     est = retry_estimate(store, project, opts, client=get_client(store, project_id=project, provider=prov))
     b = est["budget_stopped"]
-    assert (b["job"], b["rows"]) == (job, 14)
-    assert abs(b["input_tokens"] - 7 * est["input_tokens"]) <= 7  # 14 rows priced like the 2 failed ones
+    assert (b["job"], b["rows"], b["mode"]) == (job, 12, "continue")  # its target 20 less the 8 rows kept
+    assert abs(b["input_tokens"] - 6 * est["input_tokens"]) <= 6  # 12 rows priced like the 2 failed ones
     assert b["cost_usd"] > est["cost_usd"] > 0
+    assert est["total_cost_usd"] == round(b["cost_usd"] + est["cost_usd"], 6)
     assert est["budget_left_usd"] == 0.0 and est["rows_within_budget"] == 0
-    assert f"resume it (its *Resume* button, or `datatune jobs resume {job}`)" in est["summary"]
-    assert "covers only about 0 of them" in est["summary"]
+    assert f"Plus 12 row(s) transformation #{job} had still to do when its budget stopped it" in est["summary"]
+    assert "this retry does them first" in est["summary"] and "covers only about 0 of them" in est["summary"]
 
 
 def test_cli_preview_json_offline(store, project, monkeypatch):

@@ -173,7 +173,8 @@ def register(app: typer.Typer) -> None:
             batch_size: int = typer.Option(16), wait: bool = typer.Option(True, help="Wait and show progress."),
             mode: str = typer.Option("continue", help="continue (new source rows, up to the target) | retransform "
                                                       "(rows of an older plan/mapping) | retry-failed (system "
-                                                      "failures only). Your decisions are kept by all three."),
+                                                      "failures only, and first the rows a budget stop left "
+                                                      "undone). Your decisions are kept by all three."),
             dry: bool = typer.Option(False, "--preview", help="Only say what the action would do."),
             json_out: bool = typer.Option(False, "--json", help="Print the preview and the result as JSON.")):
         """Start the transform job (rows are committed unit by unit; resume with `datatune jobs resume`)."""
