@@ -21,6 +21,7 @@ import httpx
 
 from datatune_core.config import Settings, openai_api_key
 from datatune_core.errors import UserError
+from datatune_core.llm.capabilities import Capabilities
 from datatune_core.llm.base import (LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMTransientError, Provider, ProviderReply,
                    Usage)
 
@@ -70,6 +71,10 @@ def _duration_s(v: str) -> float | None:
 class OpenAICompatibleProvider(Provider):
     name = "openai"
     needs_key = False
+    # A server we know nothing about: assumed capable (it is what users point at for real datasets), free
+    # unless its model is in the price table, and the whole 0-2 temperature range of the API.
+    capabilities = Capabilities(strong_reasoning=True, temperature=True, max_temperature=2.0,
+                                structured_output="json_schema", priced=False, model_choice=True)
     default_concurrency = 4
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0,
@@ -141,7 +146,7 @@ class OpenAICompatibleProvider(Provider):
         last: LLMError | None = None
         for mode in modes:
             body: dict[str, Any] = {"model": model, "messages": chat_messages(req), "max_tokens": req.max_tokens,
-                                    "temperature": req.temperature}
+                                    "temperature": self.capabilities.sent_temperature(req.temperature)}
             if mode == "json_schema":
                 body["response_format"] = {"type": "json_schema", "json_schema": {
                     "name": (req.schema.__name__ if req.schema else "result")[:64], "schema": schema}}

