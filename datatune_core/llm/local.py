@@ -174,7 +174,7 @@ class LocalProvider(Provider):
         return MODEL_NAME if self.model_path is None else os.path.basename(self.model_path.rstrip("/"))
 
     def count_tokens(self, req: LLMRequest, model: str) -> int | None:
-        if "model" not in _ENGINE:
+        if "model" not in _ENGINE or (_ENGINE["backend"], _ENGINE["path"]) != (self.backend, self.model_path):
             return None  # do not load a model just to estimate a free call
         _, m, tok = _engine(self.backend, self.model_path)
         text = "\n".join(x["content"] for x in local_messages(req))
