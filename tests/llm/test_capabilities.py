@@ -206,3 +206,25 @@ def test_price_fallback_only_for_priced_providers():
     assert free.prices.cost("claude-mystery-9", u, priced=free.provider.capabilities.priced) == 0
     assert paid.prices.cost("claude-mystery-9", u, priced=paid.provider.capabilities.priced) > 0
     assert paid.complete(ask(0)).cost_usd > 0 and free.complete(ask(0)).cost_usd == 0
+
+
+def test_cli_configure_sets_the_project_llm_settings_and_status_shows_capabilities(home, store, monkeypatch):
+    from typer.testing import CliRunner
+
+    from datatune_core.cli import app
+
+    monkeypatch.chdir(home.parent)
+    pid = store.create_project("demo", "Say a color.", [])
+    r = CliRunner().invoke(app, ["llm", "configure", "demo", "--provider", "local", "--local-max-output-tokens",
+                                 "256", "--budget", "3", "--no-batches"])
+    assert r.exit_code == 0, r.output
+    s = store.get_project(pid).settings
+    assert s == {"provider": "local", "local_max_output_tokens": 256, "budget_usd": 3.0, "use_batches": False}
+    assert "replies up to 256 tokens" in r.output
+    r = CliRunner().invoke(app, ["llm", "status", "--project", "demo"])
+    assert r.exit_code == 0 and "max_output_tokens=256" in r.output and "strong_reasoning=False" in r.output
+    r = CliRunner().invoke(app, ["llm", "configure", "demo", "--provider", "auto", "--local-max-output-tokens", "0",
+                                 "--budget", "0"])
+    assert r.exit_code == 0 and store.get_project(pid).settings == {"use_batches": False}
+    r = CliRunner().invoke(app, ["llm", "configure", "demo", "--local-max-output-tokens", "9"])
+    assert r.exit_code != 0 and "between 16 and 4096" in str(r.exception or r.output)
