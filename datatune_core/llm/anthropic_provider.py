@@ -107,6 +107,20 @@ class AnthropicProvider(Provider):
         return cls(api_key=kw.pop("api_key", None) or anthropic_api_key(),
                    base_url=kw.pop("base_url", None) or settings.anthropic_base_url, timeout_s=timeout)
 
+    @classmethod
+    def status(cls, settings: Settings, project_settings: dict, caps: Capabilities) -> dict:
+        ps = project_settings
+        out: dict[str, Any] = {"cheap_model": ps.get("cheap_model") or settings.cheap_model or newest("haiku"),
+                               "strong_model": ps.get("strong_model") or settings.strong_model or newest("sonnet"),
+                               "base_url": settings.anthropic_base_url or "https://api.anthropic.com", "ok": True}
+        if anthropic_api_key():
+            out["message"] = f"Claude ({out['cheap_model']} per row, {out['strong_model']} for ranking/planning)."
+        else:
+            out["ok"] = False
+            out["message"] = ("Claude is selected but no API key is set: add ANTHROPIC_API_KEY to the environment or "
+                              ".streamlit/secrets.toml (Settings), or switch to the embedded local model.")
+        return out
+
     def cache_id(self) -> str:
         return f"anthropic@{self.base_url}" if self.base_url else "anthropic"
 

@@ -98,6 +98,12 @@ class Provider(ABC):
         """What an instance built from `settings` would declare, without building one (no model, no key)."""
         return cls.capabilities
 
+    @classmethod
+    def status(cls, settings: Any, project_settings: dict, caps: Capabilities) -> dict:
+        """What `provider_status` shows for this provider, without building it: cheap_model, strong_model,
+        base_url, ok and a plain-language message (what is missing, when it is not usable)."""
+        return {"quality_note": cls.quality_note, "message": f"Custom provider {cls.name!r}."}
+
     @abstractmethod
     def call(self, req: LLMRequest, model: str) -> ProviderReply:
         """Send one request; raise LLMTransientError for retryable faults, LLMAuthError/LLMModelError otherwise."""

