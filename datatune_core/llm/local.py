@@ -10,7 +10,7 @@ smoke runs, and Claude or an OpenAI-compatible server for real datasets. Its cap
 (`strong_reasoning=False`: the stages use their offline heuristics for ranking and planning).
 
 Its reply limit is a setting (`local_max_output_tokens` in the project settings, DATATUNE_LOCAL_MAX_NEW_TOKENS
-for the process; default an eighth of the 4,096-token context window, 512 tokens) declared as
+for the process; default a sixteenth of the 4,096-token context window, 256 tokens) declared as
 `capabilities.max_output_tokens`, so callers ask for no more than it returns. The request's temperature is used
 (sampling above 0, greedy at 0), seeded from the request so a rerun gives the same reply.
 
@@ -39,7 +39,9 @@ QUALITY_NOTE = ("Embedded SmolLM2-135M model (offline, free): output quality is 
                 "server for real datasets.")
 
 CONTEXT_TOKENS = 4096  # the window the engine runs with (llama.cpp n_ctx); prompt and reply share it
-DEFAULT_MAX_OUTPUT_TOKENS = CONTEXT_TOKENS // 8  # leaves 7/8 of the window to the task spec, plan and examples
+# 1/16 of the window: the rest is for the task spec, plan and examples (bench/local_reply_limit.py: more reply room
+# only let the 135M model ramble longer, with no more usable replies)
+DEFAULT_MAX_OUTPUT_TOKENS = CONTEXT_TOKENS // 16
 MAX_TEMPERATURE = 2.0
 
 _ENGINE: dict[str, Any] = {}

@@ -62,7 +62,7 @@ def test_every_provider_declares_its_capabilities():
     assert claude.strong_reasoning and claude.batch_api and claude.prompt_caching and claude.priced
     assert claude.structured_output == "tool" and claude.max_output_tokens is None
     assert not local.strong_reasoning and not local.priced and not local.batch_api
-    assert local.temperature and local.max_output_tokens == 512 and local.context_tokens == 4096
+    assert local.temperature and local.max_output_tokens == 256 and local.context_tokens == 4096
     assert provider_capabilities("no-such-provider") == Capabilities(strong_reasoning=False, temperature=False)
     assert provider_status()["capabilities"] == local.to_dict()  # nothing configured: the embedded model
 

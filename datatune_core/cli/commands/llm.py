@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
                   batches: bool = typer.Option(None, "--batches/--no-batches",
                                                help="Send bulk jobs through the Message Batches API."),
                   local_max_output_tokens: int = typer.Option(
-                      None, min=0, help="The embedded model's longest reply in tokens (0: the default, an eighth "
+                      None, min=0, help="The embedded model's longest reply in tokens (0: the default, a sixteenth "
                                         "of its context window)."),
                   as_json: bool = typer.Option(False, "--json")):
         """Set a project's LLM settings (the Task page's Language model section) and print its status."""
