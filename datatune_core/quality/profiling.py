@@ -43,13 +43,13 @@ from datatune_core.quality.rows import _Row, as_rows, eval_rows
 
 # ----------------------------------------------------------------------------- profiling
 def _llm_configured(project_settings: dict | None = None) -> bool:
-    """True when a real LLM (Claude or an OpenAI-compatible server, usable) would serve this project; the embedded
-    135M model is too weak to judge difficulty, so "auto" then uses the loss proxy."""
+    """True when a usable LLM whose capabilities say it reasons well would serve this project; a weak one (the
+    embedded 135M model) cannot judge difficulty, so "auto" then uses the loss proxy."""
     try:
         from datatune_core.llm import provider_status
 
         st = provider_status(project_settings=project_settings)
-        return st.get("provider") not in (None, "local", "scripted") and bool(st.get("ok"))
+        return bool(st.get("ok")) and bool((st.get("capabilities") or {}).get("strong_reasoning"))
     except Exception:
         return False
 
@@ -144,8 +144,11 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
 
     # -- difficulty over the union of per-source samples
     method = cfg.difficulty
-    if method == "auto":
-        method = "judge" if (client is not None or _llm_configured()) else "loss"
+    if method == "auto":  # the judge only where the model reasons well (its capabilities say), else the loss proxy
+        from datatune_core.llm.capabilities import capabilities_of
+
+        good = capabilities_of(client).strong_reasoning if client is not None else _llm_configured()
+        method = "judge" if good else "loss"
     rated: dict[int, Rated] = {}
     diff_model = ""
     if method != "none":

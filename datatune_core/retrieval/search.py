@@ -166,11 +166,11 @@ def _query_of(spec_or_text: Any) -> tuple[str, str, list[dict], str | None]:
 def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_k: int = 10, rerank: bool = True,
            client: Any = None, eval_task: str | None = None, *, rerank_n: int = 25, votes: int = 5,
            fusion: FusionWeights | None = None, mode: str = "hybrid", home: Path | str | None = None,
-           index: SearchIndex | None = None, allow_local_rerank: bool = False) -> RetrievalResult:
+           index: SearchIndex | None = None, allow_weak_rerank: bool = False) -> RetrievalResult:
     """Rank catalog datasets for a task. `eval_task` (or the spec's) turns on the leakage guard.
 
-    The rerank is skipped (with a note) when the provider is the embedded local model, unless
-    `allow_local_rerank`: a 135M model cannot judge 25 datasets and would take minutes."""
+    The rerank is skipped (with a note) when the provider's capabilities say it does not reason well (the
+    embedded 135M model cannot judge 25 datasets and would take minutes), unless `allow_weak_rerank`."""
     from datatune_core.errors import UserError
 
     text, instruction, examples, spec_eval = _query_of(spec_or_text)
@@ -225,12 +225,12 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
             pool = pool[:window - n_extra] + extra[:n_extra] + pool[window - n_extra:]
         except Exception as e:  # the Hub is optional; say why it was skipped
             result.notes.append(f"Hub search skipped: {e}")
-    if rerank and pool and not allow_local_rerank:
-        name = getattr(client, "provider_name", None) if client is not None else settings.resolved_provider()
-        if name == "local":
+    if rerank and pool and not allow_weak_rerank:
+        from datatune_core.llm.capabilities import capabilities_of, provider_capabilities as caps_of
+        if not (capabilities_of(client) if client is not None else caps_of(settings=settings)).strong_reasoning:
             rerank = False
-            result.notes.append("LLM rerank skipped: the embedded local model is too small to judge datasets. Set "
-                                "ANTHROPIC_API_KEY (or an OpenAI-compatible server) to rerank.")
+            result.notes.append("LLM rerank skipped: the model in use (e.g. the embedded local one) is too small to "
+                                "judge datasets. Set ANTHROPIC_API_KEY (or an OpenAI-compatible server) to rerank.")
     if rerank and pool:
         from datatune_core.retrieval.rerank import rerank_candidates
 
