@@ -127,6 +127,16 @@ with c1:
                       help="Stronger model used a few times per dataset (rerank, task expansion, plan).",
                       on_change=lambda: state.update_settings(pid, strong_model=st.session_state[sm_key].strip()
                                                               or None))
+        lm_key = f"dt_localmax_{pid}"
+        st.session_state[lm_key] = int(settings.get("local_max_output_tokens") or providers.LOCAL_DEFAULT_REPLY)
+        st.number_input("Embedded model: longest reply (tokens)", min_value=16, max_value=providers.LOCAL_CONTEXT,
+                        step=64, key=lm_key,
+                        help="The embedded model returns at most this many tokens per reply; synthetic generation "
+                             "then asks for fewer examples per call instead of getting cut-off JSON. Prompt and "
+                             f"reply share its {providers.LOCAL_CONTEXT:,}-token window.",
+                        on_change=lambda: state.update_settings(
+                            pid, local_max_output_tokens=None if st.session_state[lm_key] ==
+                            providers.LOCAL_DEFAULT_REPLY else int(st.session_state[lm_key])))
         st.checkbox("Send bulk jobs through the Message Batches API (Claude)", key=bt_key,
                     help="Half price and nothing billed twice even if the worker is killed; results arrive when "
                          "the batch finishes instead of row by row.",
@@ -144,6 +154,8 @@ with c2:
         st.markdown(f"**Claude API key:** {key_line}")
         if info.get("message"):
             (st.caption if info.get("ok", True) else st.warning)(info["message"])
+        if info.get("capabilities"):
+            st.caption(providers.capability_line(info["capabilities"]))
         if info.get("quality_note") and info.get("quality_note") not in (info.get("message") or ""):
             st.info(info["quality_note"], icon=":material/info:")
         if st.button("Test connection", icon=":material/network_check:",

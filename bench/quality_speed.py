@@ -68,7 +68,7 @@ def naive_baseline(rows: list[dict], threshold: float) -> dict:
     import numpy as np
 
     from datatune_core.quality.profiling import _embed
-    from datatune_core.quality.diversity import jaccard, shingles, tokenize
+    from datatune_core.text import jaccard, text_shingles
 
     t0 = time.perf_counter()
     vecs = _embed([r["input"] for r in rows])
@@ -83,7 +83,7 @@ def naive_baseline(rows: list[dict], threshold: float) -> dict:
             pairs += 1
     t_dist = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sets = [shingles(tokenize(r["input"])) for r in rows]
+    sets = [text_shingles(r["input"]) for r in rows]
     flags = [False] * n
     for i in range(n):
         for j in range(i + 1, n):

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from datatune_core.catalog.records import default_catalog_paths, load_catalogs  # noqa: E402
-from datatune_core.retrieval.index import EMBEDDERS, IndexConfig, doc_text, embed  # noqa: E402
+from datatune_core.retrieval.embeddings import EMBEDDERS, embed  # noqa: E402
+from datatune_core.retrieval.documents import IndexConfig, doc_text  # noqa: E402
 
 QUERIES = ["classify tweets as sarcastic", "translate english to german", "summarize news articles",
            "I want to train a model that answers science exam questions"]

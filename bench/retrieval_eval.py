@@ -35,8 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from datatune_core.catalog.records import default_catalog_paths, load_rows  # noqa: E402
 from datatune_core.retrieval.query import parse_query  # noqa: E402
-from datatune_core.retrieval.search import DEFAULT_FUSION, LeakageGuard, _overlap_cached, hybrid_rank  # noqa: E402
-from datatune_core.retrieval.index import IndexConfig, load_index  # noqa: E402
+from datatune_core.retrieval.search import DEFAULT_FUSION, hybrid_rank  # noqa: E402
+from datatune_core.retrieval.leakage_guard import LeakageGuard, _overlap_cached  # noqa: E402
+from datatune_core.retrieval.documents import IndexConfig  # noqa: E402
+from datatune_core.retrieval.index import load_index  # noqa: E402
 from datatune_core.retrieval.score import (FusionWeights, fuse_features, is_foreign, kind_match,  # noqa: E402
                                        popularity_order, query_features)
 

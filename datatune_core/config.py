@@ -82,6 +82,16 @@ def openai_api_key() -> str | None:
     return str(val) if val else None
 
 
+def _int_env(name: str) -> int | None:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number of tokens (got {raw!r}).") from None
+
+
 @dataclass
 class Settings:
     """Process-wide settings (no secrets)."""
@@ -94,6 +104,8 @@ class Settings:
     cheap_model: str | None = field(default_factory=lambda: os.environ.get("DATATUNE_CHEAP_MODEL") or None)
     strong_model: str | None = field(default_factory=lambda: os.environ.get("DATATUNE_STRONG_MODEL") or None)
     hub_online: bool = field(default_factory=lambda: os.environ.get("DATATUNE_HUB_ONLINE", "0") == "1")
+    # the embedded model's reply limit in tokens (None: derived from its context window, see llm/local.py)
+    local_max_output_tokens: int | None = field(default_factory=lambda: _int_env("DATATUNE_LOCAL_MAX_NEW_TOKENS"))
 
     @property
     def db_path(self) -> Path:
@@ -119,6 +131,7 @@ class Settings:
             "cheap_model": self.cheap_model,
             "strong_model": self.strong_model,
             "hub_online": self.hub_online,
+            "local_max_output_tokens": self.local_max_output_tokens,
             "anthropic_key_set": bool(anthropic_api_key()),
         }
 

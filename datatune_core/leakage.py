@@ -1,8 +1,10 @@
 """The one leakage guard: does a training row contain (a copy or a near copy of) a test input?
 
-Used by retrieval (`retrieve.LeakageGuard`: exact segment hashes of every catalog row), training
-(`train.prepare_data` refuses a leaking set) and evaluation (`evaluate.check_leakage` re-checks an adapter's
-training rows against the unit or project test set), whatever the order in which the evaluation unit was chosen.
+Used by retrieval (`retrieval.leakage_guard.LeakageGuard`: the unit's families and the exact segment hashes of every
+catalog row, `unit_test_hashes`), validation (`transformation.validate`: the `eval_overlap` filter is a `LeakIndex`),
+training (`training.data.filter_leakage` refuses a leaking set) and evaluation
+(`evaluation.adapter_leakage.check_leakage` re-checks an adapter's training rows against the unit or project test
+set), whatever the order in which the evaluation unit was chosen.
 
 A row leaks a test input when one of its texts (input *and* output, since question-generation rows carry the
 question as output) or one *segment* of it — the part before an "Options:" list, the text without its choice
@@ -12,7 +14,8 @@ lines, a paragraph, a line without a "Q:"/"Input:" label — after `normalize_te
   row such as "input\\nOptions:\\n- ..."),
 - or is a near duplicate of it: Jaccard similarity of word 1+2-gram shingles >= `threshold` (0.7: one word
   changed in a 12-word input still matches), found with
-  MinHash LSH (datasketch) and confirmed on the exact Jaccard ("near").
+  MinHash LSH (datasketch) and confirmed on the exact Jaccard ("near"); the shingles are `text.text_shingles`, the
+  one near-duplicate definition.
 Family exclusion: rows whose source dataset belongs to the evaluation unit's BIG-bench family (or a known overlap)
 leak too ("family").
 
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from datatune_core.errors import UserError
-from datatune_core.text import normalize_text, text_hash  # noqa: F401  (re-used here; defined once in text.py)
+from datatune_core.text import jaccard, minhash, normalize_text, text_hash, text_shingles  # noqa: F401  (defined once in text.py)
 from datatune_core.errors import LeakageError  # noqa: F401  (all exceptions live in errors.py)
 
 MIN_CONTAIN_WORDS = 5  # shorter test inputs only match exactly (or as a whole segment)
@@ -85,20 +88,12 @@ def row_hashes(row: dict) -> frozenset[str]:
     return frozenset(hs)
 
 
-def _shingles(text: str) -> list[bytes]:
-    words = _WORD.findall(normalize_text(text))
-    return [g.encode("utf-8") for g in words + [f"{a} {b}" for a, b in zip(words, words[1:])]]
-
-
 def _minhash(text: str):
-    from datasketch import MinHash
-
-    sh = _shingles(text)
+    """The MinHash of a text long enough for the near check (MIN_NEAR_WORDS words), else None."""
+    sh = text_shingles(text)
     if len(sh) < 2 * MIN_NEAR_WORDS - 1:
         return None
-    m = MinHash(num_perm=NUM_PERM, seed=1)
-    m.update_batch(sh)
-    return m
+    return minhash(sh, NUM_PERM)
 
 
 @dataclass
@@ -127,7 +122,7 @@ class LeakIndex:
         # 16 bands of 4 rows: a pair at Jaccard 0.7 becomes a candidate with p ~ 0.99; candidates are then
         # confirmed on the exact Jaccard of their shingle sets
         self.lsh = MinHashLSH(num_perm=NUM_PERM, params=(16, 4))
-        self.sh: dict[str, set[bytes]] = {}
+        self.sh: dict[str, set[str]] = {}
         for i, t in enumerate(self.tests):
             for s in {t, _OPTIONS.split(t, 1)[0]}:
                 n = normalize_text(s)
@@ -140,7 +135,7 @@ class LeakIndex:
                 key = f"t{i}:{len(self.sh)}"
                 if m is not None and key not in self.sh:
                     self.lsh.insert(key, m)
-                    self.sh[key] = set(_shingles(s))
+                    self.sh[key] = text_shingles(s)
 
     @property
     def hashes(self) -> set[str]:
@@ -168,10 +163,9 @@ class LeakIndex:
             m = _minhash(s)
             if m is None:
                 continue
-            mine = set(_shingles(s))
+            mine = text_shingles(s)
             for key in self.lsh.query(m):
-                ref = self.sh[key]
-                j = len(mine & ref) / len(mine | ref)
+                j = jaccard(mine, self.sh[key])
                 if j >= self.threshold:
                     i = int(key[1:].split(":", 1)[0])
                     return i, "near", (f"is a near copy (similarity {j:.2f}) of test input {i + 1} of {self.name} "
@@ -212,6 +206,31 @@ def index_for_unit(unit: str, root: str | None = None) -> LeakIndex:
     return _unit_index(unit, str(d), (d / "splits.json").stat().st_mtime)
 
 
+def unit_test_hashes(unit: str, root: str | None = None) -> set[str]:
+    """Exact hashes of a unit's test inputs (each alone, its stem before an options list, and shown with its
+    choices): what a catalog row's segment hashes (`row_hashes`) are compared with."""
+    from datatune_core.benchmark import bigbench
+
+    hashes = index_for_unit(unit, root).hashes | set(bigbench.test_hashes(unit, root))
+    hashes.discard(text_hash(""))
+    return hashes
+
+
+def excluded_families(unit: str, root: str | None = None) -> set[str]:
+    """The task families an evaluation unit excludes from retrieval and training (its task + known overlaps)."""
+    from datatune_core.benchmark import bigbench
+
+    return set(bigbench.excluded_families(unit, root))
+
+
+def record_family(record) -> str | None:
+    """A catalog record's BIG-bench family: its `family` field, else (a BIG-bench record) the task in its id."""
+    fam = record.family
+    if fam is None and record.source == "bigbench":
+        fam = record.id.split("/")[1] if "/" in record.id else record.id
+    return fam
+
+
 @lru_cache(maxsize=1)
 def _catalog_families() -> dict[str, str]:
     try:
@@ -233,11 +252,9 @@ def family_of(dataset_id: str | None) -> str | None:
 
 def family_leaks(rows: Sequence[dict], units: Sequence[str], root: str | None = None) -> list[Leak]:
     """Rows whose source dataset (`dataset_id`) is in an evaluation unit's excluded families."""
-    from datatune_core.benchmark import bigbench
-
     out = []
     for u in units:
-        fams = bigbench.excluded_families(u, root)
+        fams = excluded_families(u, root)
         for r_i, row in enumerate(rows):
             fam = family_of(row.get("dataset_id"))
             if fam and fam in fams:

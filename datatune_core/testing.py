@@ -4,6 +4,9 @@
 would), a str is the raw model text (parsed/repaired like any model text when the request has a schema). The
 responder may raise `LLMTransientError` etc. to exercise retries. Usage is a deterministic estimate
 (~4 characters per token) so ledgers and budgets behave; the price is 0 unless `price_model` names a priced model.
+`capabilities` declares what it stands in for (default: a capable model with prompt caching and no output limit);
+e.g. `Capabilities(strong_reasoning=False)` makes the stages take their offline paths, and a `max_output_tokens`
+cuts replies the way a model at its limit would (stop_reason "max_tokens").
 
     >>> from datatune_core.llm import get_client, LLMRequest
     >>> from datatune_core.testing import ScriptedProvider
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from datatune_core.llm.base import LLMRequest, Provider, ProviderReply, Usage, request_text
+from datatune_core.llm.capabilities import Capabilities
 
 
 def approx_tokens(text: str) -> int:
@@ -30,10 +34,13 @@ class ScriptedProvider(Provider):
     name = "scripted"
     needs_key = False
     quality_note = "Scripted test responder, not a language model."
-    supports_prompt_cache = True
+    capabilities = Capabilities(strong_reasoning=True, temperature=True, max_temperature=2.0,
+                                structured_output="tool", prompt_caching=True)
 
     def __init__(self, responder: Callable[[LLMRequest], Any], model: str = "scripted",
-                 price_model: str | None = None):
+                 price_model: str | None = None, capabilities: Capabilities | None = None):
+        if capabilities is not None:
+            self.capabilities = capabilities
         self.responder = responder
         self.model = model
         self.price_model = price_model
@@ -57,6 +64,10 @@ class ScriptedProvider(Provider):
             text, data = json.dumps(out, ensure_ascii=False), out
         else:
             text, data = str(out), None
+        stop = "end_turn"
+        limit = self.capabilities.max_output_tokens
+        if limit is not None and approx_tokens(text) > min(limit, req.max_tokens):
+            text, data, stop = text[:4 * min(limit, req.max_tokens)], None, "max_tokens"  # cut like a model
         total = approx_tokens(request_text(req))
         usage = Usage(input_tokens=total, output_tokens=approx_tokens(text))
         if req.shared_prefix:  # behave like prompt caching: the prefix is written once, then read
@@ -70,4 +81,4 @@ class ScriptedProvider(Provider):
             else:
                 usage.cache_write_tokens = pre
         return ProviderReply(text=text, data=data, usage=usage, model=self.price_model or model,
-                             stop_reason="end_turn")
+                             stop_reason=stop)

@@ -48,11 +48,17 @@ def default_query(project) -> str:
 
 
 def rerank_unavailable(project) -> str | None:
-    """Why no language model can rerank this project's candidates (None when one can)."""
+    """Why no language model can rerank this project's candidates (None when one can): the project's provider's
+    capabilities say whether it reasons well enough."""
     from datatune_core.config import load_settings
+    from datatune_core.llm import provider_capabilities, settings_with_project
 
-    provider = (project.settings or {}).get("provider") or load_settings().resolved_provider()
-    if provider == "local":
+    ps = project.settings or {}
+    try:
+        caps = provider_capabilities(ps.get("provider") or None, settings_with_project(load_settings(), ps))
+    except Exception:  # an unusable setting: the Task page says which, and the rerank itself will say it
+        return None
+    if not caps.strong_reasoning:
         return ("Reranking needs a capable language model: the embedded local model is too small to judge "
                 "datasets. Add an Anthropic API key or an OpenAI-compatible server (Home page) to turn it on. "
                 "Until then each card explains its rank from the search itself.")

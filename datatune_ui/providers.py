@@ -1,7 +1,8 @@
 """Provider settings for the Task page: which LLM the project uses, key status (never the key), connection test.
 
 Per-project choices live in the project's settings: `provider` ("" = automatic, "anthropic", "openai",
-"local"), `openai_base_url`, `openai_model`, `budget_usd`. API keys are only read from the environment or
+"local"), `openai_base_url`, `openai_model`, `budget_usd`, `local_max_output_tokens` (the embedded model's
+reply limit). API keys are only read from the environment or
 `.streamlit/secrets.toml` by `datatune_core.config`; this module never shows, stores or logs one.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 
 from datatune_core.config import Settings, load_settings, openai_api_key
+from datatune_core.llm.local import CONTEXT_TOKENS as LOCAL_CONTEXT
+from datatune_core.llm.local import DEFAULT_MAX_OUTPUT_TOKENS as LOCAL_DEFAULT_REPLY
 
 PROVIDER_LABELS = {
     "": "Automatic (Claude when a key is set, else an OpenAI-compatible server when configured, else embedded)",
@@ -18,6 +21,21 @@ PROVIDER_LABELS = {
     "local": "Embedded model (offline, no key)",
 }
 _SECRET_KEYS = ("api_key", "key", "anthropic_api_key", "openai_api_key")
+
+
+def capability_line(caps: dict) -> str:
+    """What the provider in use can do, in one line for the Task page."""
+    parts = ["ranks datasets and plans" if caps.get("strong_reasoning") else
+             "too small to rank datasets or plan (offline heuristics are used)"]
+    parts.append("honours temperature" if caps.get("temperature") else "takes no temperature")
+    if caps.get("max_output_tokens"):
+        parts.append(f"replies up to {caps['max_output_tokens']:,} tokens")
+    if caps.get("batch_api"):
+        parts.append("batch API at half price")
+    if caps.get("prompt_caching"):
+        parts.append("prompt caching")
+    parts.append("paid per token" if caps.get("priced") else "no charge unless the price table lists its model")
+    return "Can do: " + " · ".join(parts) + "."
 
 
 def settings_for(project_settings: dict | None) -> Settings:
@@ -29,6 +47,8 @@ def settings_for(project_settings: dict | None) -> Settings:
         over["openai_base_url"] = ps["openai_base_url"]
     if ps.get("openai_model"):
         over["openai_model"] = ps["openai_model"]
+    if ps.get("local_max_output_tokens"):
+        over["local_max_output_tokens"] = int(ps["local_max_output_tokens"])
     return dataclasses.replace(s, **over) if over else s
 
 

@@ -34,9 +34,10 @@ Reply with a single digit from 1 to 5 and nothing else."""
 
 
 def capable(client: Any) -> bool:
-    """A client worth asking: a provider is set and it is not the embedded small model."""
-    name = getattr(getattr(client, "provider", None), "name", "")
-    return client is not None and bool(name) and name != "local"
+    """A client worth asking: its provider's capabilities say it reasons well (not the embedded small model)."""
+    from datatune_core.llm.capabilities import capabilities_of
+
+    return capabilities_of(client).strong_reasoning
 
 
 def answer_requests(inputs: Sequence[str], references: Sequence[str], answers: Sequence[str],

@@ -26,81 +26,16 @@ per-example predictions).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from datatune_core.benchmark import bigbench
 from datatune_core.benchmark.bigbench import BBExample, BigBenchUnit
 from datatune_core.errors import UserError
-from datatune_core.models import TRAINING_META
-
-
-@dataclass
-class ExampleResult:
-    index: int
-    prediction: str
-    score: float  # target score of the chosen answer (mc) or 1/0 exact match
-    log_probs: list[float] | None = None
-    input: str | None = None  # project test sets: the row, so the side-by-side view needs nothing else
-    expected: str | None = None
-
-
-@dataclass
-class EvalResult:
-    task: str
-    model: str
-    adapter: str | None
-    n: int
-    score: float
-    normalized_score: float
-    format: str
-    prompt_style: str
-    random_chance: float | None = None
-    seconds: float = 0.0
-    examples: list[ExampleResult] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)  # free text: chrf, rouge_l; project: test-set source, kind
-
-    def summary(self) -> dict:
-        return {"task": self.task, "n": self.n, "score": round(self.score, 6),
-                "normalized_score": round(self.normalized_score, 4)}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# ----------------------------------------------------------------------------- scoring rules (no model needed)
-def bigbench_argmax(values: list[float]) -> int:
-    """argmax with BIG-bench's deterministic pseudo-random tie breaking (sha256 of the float64 array)."""
-    import numpy as np
-
-    arr = np.asarray(values, dtype=np.float64)
-    best = np.arange(len(arr))[arr == np.max(arr)]
-    idx = int(hashlib.sha256(arr.tobytes()).hexdigest(), 16) % len(best)
-    return int(best[idx])
-
-
-def multiple_choice_grade(log_probs: list[list[float]], examples: list[BBExample]) -> float:
-    """Mean target score of the highest log-probability choice (BIG-bench multiple_choice_grade)."""
-    if not examples:
-        return 0.0
-    total = 0.0
-    for lps, ex in zip(log_probs, examples, strict=True):
-        assert ex.choices and ex.target_scores
-        total += ex.target_scores[ex.choices[bigbench_argmax(lps)]]
-    return total / len(examples)
-
-
-def exact_match(prediction: str, targets: list[str]) -> float:
-    return 1.0 if prediction.strip() in {t.strip() for t in targets} else 0.0
-
-
-def normalized_score(score: float, unit: BigBenchUnit) -> float:
-    """100 * (score - low) / (high - low): 0 = random chance, 100 = perfect."""
-    return 100.0 * (score - unit.low_score) / (unit.high_score - unit.low_score)
+from datatune_core.evaluation.grading import EvalResult, ExampleResult, aggregate, bigbench_argmax, exact_match
+from datatune_core.evaluation.adapter_leakage import check_leakage, training_meta
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -232,57 +167,6 @@ def score_example(model: Any, tok: Any, unit: BigBenchUnit, ex: BBExample, style
         max_new_tokens = min(96, 2 * longest + 8)
     pred = generate_answer(model, tok, prompt, style, max_new_tokens)
     return ExampleResult(ex.index, pred, exact_match(pred, ex.targets or [ex.target or ""]))
-
-
-def aggregate(unit: BigBenchUnit, results: list[ExampleResult], *, model: str, adapter: str | None,
-              style: str, seconds: float = 0.0) -> EvalResult:
-    score = sum(r.score for r in results) / len(results) if results else 0.0
-    return EvalResult(task=unit.name, model=model, adapter=adapter, n=len(results), score=score,
-                      normalized_score=normalized_score(score, unit), format=unit.format, prompt_style=style,
-                      random_chance=unit.random_chance, seconds=seconds, examples=results)
-
-
-# ----------------------------------------------------------------------------- leakage guard
-def training_meta(adapter: str | Path | None) -> dict:
-    if not adapter:
-        return {}
-    p = Path(adapter) / TRAINING_META
-    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
-
-
-def training_rows_of(adapter: str | Path | None) -> list[dict] | None:
-    """The rows an adapter was trained on (written by training next to it), or None for older adapters."""
-    import gzip
-
-    from datatune_core.models import TRAINING_ROWS
-
-    p = Path(adapter) / TRAINING_ROWS if adapter else None
-    if p is None or not p.is_file():
-        return None
-    with gzip.open(p, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def check_leakage(adapter: str | Path | None, unit: BigBenchUnit) -> None:
-    """Refuse to evaluate an adapter whose training rows leak the unit's test inputs (exact, contained or near
-    copies, or rows from the unit's task family)."""
-    from datatune_core.leakage import LeakageError, find_leaks, leak_message
-
-    rows = training_rows_of(adapter)
-    if rows is not None:
-        leaks = find_leaks(rows, units=[unit.name], root=unit.root)
-        if leaks:
-            raise LeakageError(f"Adapter {adapter} cannot be scored on {unit.name}: "
-                               + leak_message(leaks, rows, what="rows it was trained on"), leaks)
-        return
-    seen = set(training_meta(adapter).get("train_input_hashes") or [])
-    if not seen:
-        return
-    overlap = seen & bigbench.test_hashes(unit.name, unit.root)
-    if overlap:
-        raise UserError(f"{len(overlap)} training row(s) of adapter {adapter} equal test inputs of {unit.name}: the "
-                        "score would be inflated. Retrain with `--eval-task " + unit.name + "` so those rows are "
-                        "removed before training.")
 
 
 # ----------------------------------------------------------------------------- loading

@@ -21,7 +21,9 @@ from typing import Any
 
 from datatune_core.evaluation.answerjudge import capable, judge_answers
 from datatune_core.errors import UserError
-from datatune_core.evaluation.bigbench_eval import EvalResult, ExampleResult, load_for_eval, save_result, training_meta, training_rows_of
+from datatune_core.evaluation.grading import EvalResult, ExampleResult
+from datatune_core.evaluation.bigbench_eval import load_for_eval, save_result
+from datatune_core.evaluation.adapter_leakage import training_meta, training_rows_of
 from datatune_core.leakage import LeakageError, LeakIndex, leak_message
 from datatune_core.text import text_hash
 from datatune_core.evaluation.prompting import PromptFormat, format_for_project

@@ -10,6 +10,9 @@ concurrency (see `client.py`).
 Provider choice: an explicit `provider` (instance or name) > the project's `provider` setting >
 DATATUNE_PROVIDER > Claude when ANTHROPIC_API_KEY is set > an OpenAI-compatible server when
 DATATUNE_OPENAI_BASE_URL is set > the embedded local model.
+
+What a provider can do (rerank/plan well, temperature, output limit, structured output, batches, caching, cost)
+is declared in its `Capabilities` (see `capabilities.py`); stages ask those, never the provider's name.
 """
 
 from __future__ import annotations
@@ -21,17 +24,18 @@ from datatune_core.config import Settings, load_settings
 from datatune_core.store import Store
 from datatune_core.llm.base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult, LLMTransientError,
                    Provider, ProviderReply, ProviderUnavailable, Usage)
+from datatune_core.llm.capabilities import Capabilities, capabilities_of, fit_max_tokens, provider_capabilities
 from datatune_core.llm.client import ClientConfig, LLMClient, _env_no_cache
 from datatune_core.llm.providers import PROVIDERS, make_provider, register_provider
 
 __all__ = [
     "get_client", "LLMClient", "ClientConfig", "LLMRequest", "LLMResult", "Usage", "Provider", "ProviderReply",
     "LLMError", "LLMAuthError", "LLMModelError", "LLMTransientError", "BudgetExceeded", "ProviderUnavailable",
-    "PROVIDERS",
+    "PROVIDERS", "Capabilities", "capabilities_of", "fit_max_tokens", "provider_capabilities",
     "make_provider", "register_provider", "provider_status", "test_connection",
 ]
 
-_REMOTE = ("anthropic", "openai")
+PROVIDER_SETTINGS = ("openai_base_url", "openai_model", "anthropic_base_url", "local_max_output_tokens")
 
 
 def _project_settings(store: Store | None, project_id: int | None) -> dict:
@@ -54,20 +58,18 @@ def get_client(store: Store | None = None, project_id: int | None = None, job_id
     use_cache=None reads the cache unless DATATUNE_NO_CACHE=1. The run budget defaults to the job config's
     `budget_usd`; the project budget to the project setting `budget_usd`. Models per role ("cheap" for per-row
     work, "strong" for rerank/plan): `models` > project settings cheap_model/strong_model >
-    DATATUNE_CHEAP_MODEL/DATATUNE_STRONG_MODEL > the provider's defaults. Project settings openai_base_url,
-    openai_model and anthropic_base_url override the environment's.
+    DATATUNE_CHEAP_MODEL/DATATUNE_STRONG_MODEL > the provider's defaults (for providers whose capabilities have
+    `model_choice`). Project settings openai_base_url, openai_model, anthropic_base_url and
+    local_max_output_tokens override the environment's.
     """
-    settings = settings or load_settings()
     pset = _project_settings(store, project_id)
-    over = {k: pset[k] for k in ("openai_base_url", "openai_model", "anthropic_base_url") if pset.get(k)}
-    if over:  # a project may point at its own server
-        settings = dataclasses.replace(settings, **over)
+    settings = settings_with_project(settings or load_settings(), pset)  # a project may point at its own server
     if isinstance(provider, Provider):
         prov = provider
     else:
         prov = make_provider(provider or pset.get("provider") or None, settings, **provider_kw)
     role_models: dict[str, str] = {}
-    if prov.name in _REMOTE:
+    if prov.capabilities.model_choice:
         for role in ("cheap", "strong"):
             val = pset.get(f"{role}_model") or getattr(settings, f"{role}_model", None)
             if val:
@@ -87,6 +89,13 @@ def get_client(store: Store | None = None, project_id: int | None = None, job_id
         models=role_models,
     )
     return LLMClient(prov, store=store, project_id=project_id, job_id=job_id, stage=stage, config=cfg)
+
+
+def settings_with_project(settings: Settings, project_settings: dict | None) -> Settings:
+    """Process settings with the project's provider settings (its own server, the local reply limit) laid over."""
+    ps = project_settings or {}
+    over = {k: ps[k] for k in PROVIDER_SETTINGS if ps.get(k) not in (None, "")}
+    return dataclasses.replace(settings, **over) if over else settings
 
 
 def provider_status(settings: Settings | None = None, project_settings: dict | None = None) -> dict:

@@ -5,6 +5,9 @@
 - Prompt caching: the shared prefix (task spec, plan, examples) is the last system block and carries
   `cache_control`, so tools + system + prefix are written to the cache once and read by every later row.
 - Message Batches API (`submit_batch`/`poll_batch`/`batch_results`) for bulk jobs; `batches.py` resumes them.
+- Temperature: sent when the installed SDK's `messages.create` takes one (clamped to 0-1). The current SDK
+  (anthropic 2.x) has no sampling parameter at all, so the capabilities then say `temperature=False` and the
+  stages do not pretend a temperature was used.
 - The SDK's own retries are off (`max_retries=0`): the client's retry layer honours `retry-after` and the
   rate-limit headers for all providers alike. Errors map to LLMAuthError (401/403, never retried),
   LLMModelError (unknown model) and LLMTransientError (429, 529, 5xx, timeouts, malformed bodies).
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from datatune_core.config import Settings, anthropic_api_key
+from datatune_core.llm.capabilities import Capabilities
 from datatune_core.llm.base import (LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMTransientError, Provider, ProviderReply,
                    Usage)
 
@@ -54,6 +58,18 @@ def newest(family: str, names: list[str] | None = None) -> str | None:
     return best
 
 
+def sdk_takes_temperature() -> bool:
+    """True when the installed SDK's `messages.create` has a `temperature` parameter."""
+    import inspect
+
+    try:
+        from anthropic.resources.messages import Messages
+
+        return "temperature" in inspect.signature(Messages.create).parameters
+    except Exception:  # pragma: no cover - an SDK laid out differently
+        return False
+
+
 def _retry_after(headers: Any) -> float | None:
     if headers is None:
         return None
@@ -70,8 +86,9 @@ def _retry_after(headers: Any) -> float | None:
 class AnthropicProvider(Provider):
     name = "anthropic"
     needs_key = True
-    supports_prompt_cache = True
-    supports_batches = True
+    capabilities = Capabilities(strong_reasoning=True, temperature=sdk_takes_temperature(), max_temperature=1.0,
+                                structured_output="tool", batch_api=True, prompt_caching=True, priced=True,
+                                model_choice=True)
     default_concurrency = 8
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, timeout_s: float = 60.0):
@@ -89,6 +106,20 @@ class AnthropicProvider(Provider):
         timeout = kw.pop("timeout_s", None) or float(os.environ.get("DATATUNE_LLM_TIMEOUT", "60"))
         return cls(api_key=kw.pop("api_key", None) or anthropic_api_key(),
                    base_url=kw.pop("base_url", None) or settings.anthropic_base_url, timeout_s=timeout)
+
+    @classmethod
+    def status(cls, settings: Settings, project_settings: dict, caps: Capabilities) -> dict:
+        ps = project_settings
+        out: dict[str, Any] = {"cheap_model": ps.get("cheap_model") or settings.cheap_model or newest("haiku"),
+                               "strong_model": ps.get("strong_model") or settings.strong_model or newest("sonnet"),
+                               "base_url": settings.anthropic_base_url or "https://api.anthropic.com", "ok": True}
+        if anthropic_api_key():
+            out["message"] = f"Claude ({out['cheap_model']} per row, {out['strong_model']} for ranking/planning)."
+        else:
+            out["ok"] = False
+            out["message"] = ("Claude is selected but no API key is set: add ANTHROPIC_API_KEY to the environment or "
+                              ".streamlit/secrets.toml (Settings), or switch to the embedded local model.")
+        return out
 
     def cache_id(self) -> str:
         return f"anthropic@{self.base_url}" if self.base_url else "anthropic"
@@ -115,9 +146,11 @@ class AnthropicProvider(Provider):
             system.append({"type": "text", "text": req.system})
         if req.shared_prefix:
             system.append({"type": "text", "text": req.shared_prefix, "cache_control": {"type": "ephemeral"}})
-        # The current SDK/API takes no sampling temperature for current models; the request's temperature only
-        # separates cache entries.
-        p: dict[str, Any] = {"model": model, "max_tokens": req.max_tokens, "messages": req.messages}
+        p: dict[str, Any] = {"model": model, "max_tokens": self.capabilities.fit_tokens(req.max_tokens),
+                             "messages": req.messages}
+        temp = self.capabilities.sent_temperature(req.temperature)
+        if temp is not None:  # an SDK without the parameter: the temperature only separates cache entries
+            p["temperature"] = temp
         if system:
             p["system"] = system
         if req.schema is not None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from datatune_core.errors import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError,  # noqa: F401
                                   LLMTransientError, ProviderUnavailable)  # all exceptions live in errors.py
+from datatune_core.llm.capabilities import Capabilities
 
 
 @dataclass
@@ -84,13 +85,24 @@ class LLMResult:
 
 
 class Provider(ABC):
-    """A provider is registered by name, says whether it needs a key, and makes one call."""
+    """A provider is registered by name, says whether it needs a key and what it can do (`capabilities`; stages
+    ask those, never the name), and makes one call."""
 
     name: ClassVar[str] = ""
     needs_key: ClassVar[bool] = False
     quality_note: ClassVar[str | None] = None  # shown in the UI/CLI, e.g. for the embedded model
-    supports_prompt_cache: ClassVar[bool] = False
-    supports_batches: ClassVar[bool] = False
+    capabilities: Capabilities = Capabilities()  # an instance may narrow it (e.g. a configured output limit)
+
+    @classmethod
+    def capabilities_for(cls, settings: Any) -> Capabilities:
+        """What an instance built from `settings` would declare, without building one (no model, no key)."""
+        return cls.capabilities
+
+    @classmethod
+    def status(cls, settings: Any, project_settings: dict, caps: Capabilities) -> dict:
+        """What `provider_status` shows for this provider, without building it: cheap_model, strong_model,
+        base_url, ok and a plain-language message (what is missing, when it is not usable)."""
+        return {"quality_note": cls.quality_note, "message": f"Custom provider {cls.name!r}."}
 
     @abstractmethod
     def call(self, req: LLMRequest, model: str) -> ProviderReply:
@@ -113,12 +125,13 @@ class Provider(ABC):
 
     def describe(self) -> dict:
         """What the UI/CLI shows about this provider (no secrets)."""
-        return {"provider": self.name, "needs_key": self.needs_key, "quality_note": self.quality_note}
+        return {"provider": self.name, "needs_key": self.needs_key, "quality_note": self.quality_note,
+                "capabilities": self.capabilities.to_dict()}
 
     def list_models(self) -> list[str]:
         return [m for m in (self.default_model("cheap"), self.default_model("strong")) if m]
 
-    # Message-batch support (providers with supports_batches = True implement these three).
+    # Message-batch support (providers whose capabilities have batch_api=True implement these three).
     def submit_batch(self, items: list[tuple[str, "LLMRequest", str]]) -> str:
         """Submit (custom_id, request, model) items; returns the provider's batch id."""
         raise NotImplementedError(f"{self.name} has no batch API")

@@ -82,7 +82,7 @@ def _collect(client: "LLMClient", batch_id: str, by_key: dict[str, list[tuple[LL
             if ledger.cache_get(store, cid) is not None:
                 continue  # already collected by an earlier (interrupted) run
             # answered for a request this run did not ask again: keep what was paid for
-            cost = client.prices.cost(rep.model or "", rep.usage, batch=True, provider=prov.name)
+            cost = client.prices.cost(rep.model or "", rep.usage, batch=True, priced=prov.capabilities.priced)
             client._charge(cost)
             ledger.record_call(store, project_id=client.project_id, job_id=client.job_id, stage=client.stage,
                                provider=prov.name, model=rep.model or "", key=cid, unit_key=None, usage=rep.usage,

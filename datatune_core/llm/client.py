@@ -28,106 +28,23 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from datatune_core.store import Store
 from datatune_core.llm import ledger
-from datatune_core.llm.base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult, LLMTransientError,
-                   Provider, ProviderReply, ProviderUnavailable, Usage)
+from datatune_core.llm.base import (BudgetExceeded, LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMResult,
+                                    LLMTransientError, Provider, ProviderReply, ProviderUnavailable, Usage)
+from datatune_core.llm.limiter import AdaptiveLimiter
 from datatune_core.llm.parsing import validate
 from datatune_core.llm.prices import PriceTable, load_prices
+from datatune_core.llm.repair import cut_off, repair_request
 
 
 def _add(a: Usage, b: Usage) -> Usage:
     return Usage(a.input_tokens + b.input_tokens, a.output_tokens + b.output_tokens,
                  a.cache_read_tokens + b.cache_read_tokens, a.cache_write_tokens + b.cache_write_tokens)
-
-
-class AdaptiveLimiter:
-    """Caps attempts in flight. Halves the cap on a throttle (429/529) and pauses new starts for `retry-after`;
-    grows it back by one per cap-many successes; pauses until the reset time when rate-limit headers say the
-    remaining request allowance is 0."""
-
-    def __init__(self, limit: int, max_limit: int | None = None):
-        self.max_limit = max(1, int(max_limit or limit))
-        self.limit = float(max(1, min(limit, self.max_limit)))
-        self.inflight = 0
-        self.paused_until = 0.0
-        self._last_cut = 0.0
-        self._cond = threading.Condition()
-
-    def set_max(self, max_limit: int) -> None:
-        with self._cond:
-            self.max_limit = max(1, int(max_limit))
-            self.limit = float(self.max_limit)
-            self._cond.notify_all()
-
-    def acquire(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                if now < self.paused_until:
-                    self._cond.wait(self.paused_until - now)
-                elif self.inflight >= int(self.limit):
-                    self._cond.wait(0.5)
-                else:
-                    self.inflight += 1
-                    return
-
-    def release(self, *, throttled: bool = False, retry_after: float | None = None,
-                headers: dict | None = None) -> None:
-        with self._cond:
-            self.inflight -= 1
-            now = time.monotonic()
-            if throttled:
-                # With a retry-after the pause below does the pacing, so shrink gently; without one, halve.
-                if now - self._last_cut > max(0.2, retry_after or 0):
-                    self.limit = max(1.0, self.limit * (0.8 if retry_after else 0.5))
-                    self._last_cut = now
-                if retry_after:
-                    self.paused_until = max(self.paused_until, now + retry_after)
-            else:
-                self.limit = min(float(self.max_limit), self.limit + 1.0 / max(self.limit, 1.0))
-            wait_s = _headers_wait(headers or {})
-            if wait_s:
-                self.paused_until = max(self.paused_until, now + wait_s)
-            self._cond.notify_all()
-
-
-def _headers_wait(h: dict) -> float | None:
-    """Seconds to hold new requests when `*-ratelimit-requests-remaining` is 0: until one request's worth of
-    allowance is back (60 s / the per-minute limit), at most until the reset time."""
-    h = {k.lower(): v for k, v in h.items()}
-    for prefix in ("anthropic-ratelimit-requests", "x-ratelimit-requests"):
-        rem = h.get(f"{prefix}-remaining")
-        if rem is None:
-            continue
-        try:
-            if int(float(rem)) > 0:
-                return None
-        except ValueError:
-            return None
-        wait = 60.0
-        try:
-            wait = 60.0 / max(1.0, float(h.get(f"{prefix}-limit") or 1.0))
-        except ValueError:
-            pass
-        reset = h.get(f"{prefix}-reset")
-        if reset:
-            try:
-                until = float(reset)  # seconds form
-            except ValueError:
-                try:
-                    at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
-                    until = (at - datetime.now(timezone.utc)).total_seconds()
-                except ValueError:
-                    until = wait
-            wait = min(wait, max(0.0, until))
-        return min(wait, 60.0)
-    return None
 
 
 @dataclass
@@ -173,6 +90,7 @@ class LLMClient:
         self.calls: list[dict] = []  # in-memory ledger when there is no store
         self._lock = threading.Lock()
         self._fatal: LLMError | None = None
+        self._warned_limit = False
         self._stats = {"attempts": 0, "retries": 0, "throttled": 0}
         self.on_poll: Callable[[dict], None] | None = None  # called while waiting on a batch (e.g. ctx.check_cancel)
         self.logger: Callable[[str], None] | None = None  # e.g. JobContext.log
@@ -202,6 +120,11 @@ class LLMClient:
         """One request. Raises BudgetExceeded, LLMAuthError, LLMModelError; other failures come back as
         `ok=False` results with the reason (use `result.raise_for_error()` where a call must succeed)."""
         model = self.model_for(req)
+        limit = self.provider.capabilities.max_output_tokens
+        if limit is not None and req.max_tokens > limit and not self._warned_limit:
+            self._warned_limit = True  # callers should ask for what the model returns (fit_max_tokens)
+            self.log(f"{req.stage or self.stage or 'a call'} asks for {req.max_tokens} reply tokens; "
+                     f"{self.provider.name} returns at most {limit}, so a longer reply is cut off")
         key = ledger.request_key(self.provider.cache_id(), model, req)
         hit = self._from_cache(req, model, key)
         if hit is not None:
@@ -217,7 +140,7 @@ class LLMClient:
         Stops issuing new requests on a budget stop or an auth/model error, lets in-flight ones finish and
         yields them, then raises that error."""
         batches = self.config.use_batches if use_batches is None else use_batches
-        if batches and self.provider.supports_batches and self.store is not None:
+        if batches and self.provider.capabilities.batch_api and self.store is not None:
             from datatune_core.llm.batches import run_batches
 
             yield from run_batches(self, list(requests))
@@ -406,7 +329,7 @@ class LLMClient:
         text = reply.text
         if req.schema is not None:
             parsed, err = validate(req.schema, reply.data, reply.text)
-            if parsed is not None and _cut_off(reply):
+            if parsed is not None and cut_off(reply):
                 # A reply cut off at max_tokens is truncated JSON; json_repair would "fix" it into an object
                 # with fields missing, silently turning one unit into a rejected row. Treat it as invalid.
                 parsed, err = None, "the reply was cut off at max_tokens (truncated JSON)"
@@ -416,7 +339,7 @@ class LLMClient:
                     fixed = self._call(repair, model)
                     usage = _add(usage, fixed.usage)
                     parsed, err2 = validate(req.schema, fixed.data, fixed.text)
-                    if parsed is not None and _cut_off(fixed):
+                    if parsed is not None and cut_off(fixed):
                         parsed, err2 = None, "the reply was cut off at max_tokens (truncated JSON)"
                     if parsed is not None:
                         reply, text, err = fixed, fixed.text, None
@@ -429,7 +352,7 @@ class LLMClient:
                     err = f"invalid output ({err}); repair retry failed: {e}"
                 if parsed is None:
                     status = "invalid"
-        cost = self.prices.cost(reply.model or model, usage, batch=batch, provider=self.provider.name)
+        cost = self.prices.cost(reply.model or model, usage, batch=batch, priced=self.provider.capabilities.priced)
         self._charge(cost)
         lat = (time.monotonic() - t0) * 1000
         cid = self._record(req, reply.model or model, key, usage, cost, lat, status, err, from_cache=False,
@@ -439,26 +362,6 @@ class LLMClient:
         return LLMResult(request=req, ok=status == "ok", text=text, parsed=parsed, error=err,
                          provider=self.provider.name, model=reply.model or model, usage=usage, cost_usd=cost,
                          latency_ms=lat, from_cache=False, call_id=cid, batch=batch)
-
-
-def repair_request(req: LLMRequest, reply: ProviderReply, why: str) -> LLMRequest:
-    """The follow-up turn that shows the model its invalid output and the validation errors."""
-    import json
-
-    bad = json.dumps(reply.data, ensure_ascii=False) if reply.data is not None else (reply.text or "(empty)")
-    msgs = list(req.messages) + [
-        {"role": "assistant", "content": bad[:4000]},
-        {"role": "user", "content": f"That output does not match the required JSON schema: {why}. "
-                                    "Reply again with only a corrected JSON object that matches the schema."},
-    ]
-    return LLMRequest(messages=msgs, system=req.system, shared_prefix=req.shared_prefix, schema=req.schema,
-                      max_tokens=req.max_tokens, temperature=req.temperature, role=req.role, model=req.model,
-                      stage=req.stage, unit_key=req.unit_key, metadata={**req.metadata, "repair": True})
-
-
-def _cut_off(reply: ProviderReply) -> bool:
-    """True when the provider stopped the reply at the token limit (Anthropic "max_tokens", OpenAI "length")."""
-    return reply.stop_reason in ("max_tokens", "length")
 
 
 def _env_no_cache() -> bool:

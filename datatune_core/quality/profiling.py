@@ -31,7 +31,10 @@ from functools import lru_cache
 from typing import Any
 import numpy as np
 
-from datatune_core.quality.diversity import distinct_n, exact_duplicate_flags, jaccard, label_balance, length_summary, lsh_threshold, mean_pairwise_distance, minhashes, near_duplicate_flags, shingles, tokenize, unique_bigrams_per_example
+from datatune_core.quality.diversity import (distinct_n, exact_duplicate_flags, label_balance, length_summary,
+                                            mean_pairwise_distance, near_duplicate_flags, tokenize,
+                                            unique_bigrams_per_example)
+from datatune_core.text import NearDuplicates, minhashes, text_shingles
 from datatune_core.errors import UserError
 from datatune_core.quality.judge import LOSS_NOTE, Rated, loss_values, rate_pairs, summarise
 from datatune_core.quality.report import MIX, QualityConfig, QualityProfile, SourceProfile
@@ -40,13 +43,13 @@ from datatune_core.quality.rows import _Row, as_rows, eval_rows
 
 # ----------------------------------------------------------------------------- profiling
 def _llm_configured(project_settings: dict | None = None) -> bool:
-    """True when a real LLM (Claude or an OpenAI-compatible server, usable) would serve this project; the embedded
-    135M model is too weak to judge difficulty, so "auto" then uses the loss proxy."""
+    """True when a usable LLM whose capabilities say it reasons well would serve this project; a weak one (the
+    embedded 135M model) cannot judge difficulty, so "auto" then uses the loss proxy."""
     try:
         from datatune_core.llm import provider_status
 
         st = provider_status(project_settings=project_settings)
-        return st.get("provider") not in (None, "local", "scripted") and bool(st.get("ok"))
+        return bool(st.get("ok")) and bool((st.get("capabilities") or {}).get("strong_reasoning"))
     except Exception:
         return False
 
@@ -105,10 +108,10 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
         kinds[MIX] = MIX
     eval_hashes: set[str] = set()
     if eval_task:
-        from datatune_core.benchmark import bigbench
+        from datatune_core.leakage import unit_test_hashes
 
         ev = eval_rows(eval_task)
-        eval_hashes = bigbench.test_hashes(eval_task)
+        eval_hashes = unit_test_hashes(eval_task)  # the leakage guard's exact hashes of the unit's test inputs
         start = len(rows)
         rows.extend(ev)
         groups[f"eval:{eval_task}"] = list(range(start, len(rows)))
@@ -117,7 +120,7 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
     t = time.perf_counter()
     toks_in = [tokenize(r.input) for r in rows]
     len_out = [len(tokenize(r.output)) for r in rows]
-    sh = [shingles(tk) for tk in toks_in]
+    sh = [text_shingles(r.input) for r in rows]  # the one near-duplicate definition (datatune_core.text)
     mh = minhashes(sh, cfg.num_perm)
     timings["tokenize_minhash"] = time.perf_counter() - t
 
@@ -141,8 +144,11 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
 
     # -- difficulty over the union of per-source samples
     method = cfg.difficulty
-    if method == "auto":
-        method = "judge" if (client is not None or _llm_configured()) else "loss"
+    if method == "auto":  # the judge only where the model reasons well (its capabilities say), else the loss proxy
+        from datatune_core.llm.capabilities import capabilities_of
+
+        good = capabilities_of(client).strong_reasoning if client is not None else _llm_configured()
+        method = "judge" if good else "loss"
     rated: dict[int, Rated] = {}
     diff_model = ""
     if method != "none":
@@ -226,20 +232,17 @@ def _profile_source(name: str, kind: str, idx: list[int], rows: list[_Row], toks
 def _near_eval_overlap(sources: list[SourceProfile], groups: dict[str, list[int]], sh: list[set[str]], mh: list,
                        cfg: QualityConfig) -> None:
     """Share of each source's rows whose input is a near-duplicate (Jaccard >= threshold) of an eval test input."""
-    from datasketch import MinHashLSH
-
     ev = next((s for s in sources if s.kind == "eval"), None)
     if ev is None:
         return
-    ev_idx = groups[ev.name]
-    lsh = MinHashLSH(threshold=lsh_threshold(cfg.near_dup_threshold), num_perm=cfg.num_perm)
-    for i in ev_idx:
-        lsh.insert(i, mh[i])
+    tests = NearDuplicates(cfg.near_dup_threshold, cfg.num_perm)
+    for i in groups[ev.name]:
+        tests.add(i, sh[i], mh[i])
     near: dict[int, bool] = {}  # row -> near an eval test input; each row is checked once (sources share the mix)
     for sp in sources:
         if sp.kind == "eval":
             continue
         for i in groups[sp.name]:
             if i not in near:
-                near[i] = any(jaccard(sh[i], sh[j]) >= cfg.near_dup_threshold for j in lsh.query(mh[i]))
+                near[i] = tests.match(sh[i], mh[i]) is not None
         sp.eval_near_overlap_rate = sum(near[i] for i in groups[sp.name]) / len(groups[sp.name])

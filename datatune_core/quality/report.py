@@ -31,7 +31,7 @@ class QualityConfig:
     judge_sample: int = 50  # rows rated per source
     loss_sample: int = 32  # rows scored by the loss proxy per source
     proxy_model: str | None = None  # base model for the loss proxy: local folder/.gguf; None = embedded SmolLM2
-    near_dup_threshold: float = 0.7  # Jaccard of input word-bigram sets at or above which two rows are near-dups
+    near_dup_threshold: float = 0.7  # Jaccard of input word 1+2-gram sets (text.py) for near-dups
     num_perm: int = 128  # MinHash permutations
     max_labels: int = 20  # outputs with at most this many distinct values (and short) count as labels
     labels: list[str] | None = None  # the task's closed label set, when known

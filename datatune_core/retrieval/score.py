@@ -23,7 +23,8 @@ import numpy as np
 
 from datatune_core.catalog.records import DatasetRecord
 from datatune_core.retrieval.query import KIND_TAGS, LANGUAGE_NAMES, ParsedQuery
-from datatune_core.retrieval.index import FIELD_GROUPS, SearchIndex, _clean_tag, doc_text
+from datatune_core.retrieval.documents import FIELD_GROUPS, _clean_tag, doc_text
+from datatune_core.retrieval.index import SearchIndex
 
 DEPTH = 200  # how deep each signal's ranking goes into the fusion
 SIGNALS = ("bm25", "name", "tags", "description", "columns", "samples", "dense", "ex_samples", "ex_main")

@@ -5,12 +5,12 @@ with `.candidates` (ranked, each dataset once, with BM25/dense/fused scores, the
 language and format, the search's own `explanation` and, after rerank, a one-sentence reason) and `.excluded`
 (records dropped by the leakage guard, each with `excluded_reason`).
 
-Steps: the query is parsed (`queryparse.py`: instruction, examples, keywords, language, task kind); signals
+Steps: the query is parsed (`retrieval/query.py`: instruction, examples, keywords, language, task kind); signals
 (BM25 over all and over each field, dense similarity of the task and of the examples) come from the persisted
-index (`searchindex.py`) and are fused by weighted reciprocal-rank fusion with language and task-kind soft
-constraints (`searchscore.py`; weights chosen on bench/data, see the README, "Dataset catalogs and
+index (`retrieval/index.py`) and are fused by weighted reciprocal-rank fusion with language and task-kind soft
+constraints (`retrieval/score.py`; weights chosen on bench/data, see the README, "Dataset catalogs and
 retrieval"); the leakage guard drops the evaluation unit's families and any dataset whose rows overlap the
-unit's test inputs; the top N go to the LLM reranker (`rerank.py`, self-consistency votes).
+unit's test inputs; the top N go to the LLM reranker (`retrieval/rerank.py`, self-consistency votes).
 
     >>> from datatune_core.retrieval.search import search
     >>> res = search("Decide whether a tweet is sarcastic", top_k=5, rerank=False)
@@ -20,8 +20,6 @@ unit's test inputs; the top N go to the LLM reranker (`rerank.py`, self-consiste
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from datatune_core.catalog.records import DatasetRecord, load_rows
+from datatune_core.catalog.records import DatasetRecord
 from datatune_core.retrieval.query import ParsedQuery, parse_query
-from datatune_core.retrieval.index import IndexConfig, SearchIndex, build_index, index_status, load_index  # noqa: F401
+from datatune_core.retrieval.index import SearchIndex, build_index, load_index
 from datatune_core.retrieval.score import DEPTH, FusionWeights, QueryFeatures, choose_config, explain, fuse_features, query_features
+from datatune_core.retrieval.leakage_guard import LeakageGuard, _overlap_cached
 
-ROW_SCAN_LIMIT = 20_000  # rows per record checked by the overlap guard
+
 CONFIG_CHOICE_TOP = 60  # candidates whose config is chosen by the task's language and format (the rest: first)
 
 
@@ -150,99 +149,6 @@ def _default_config(record: DatasetRecord) -> str | None:
     return record.configs[0].name if record.configs else None
 
 
-# ----------------------------------------------------------------------------------- leakage guard
-@dataclass
-class LeakageGuard:
-    """What must not reach training data for one BIG-bench evaluation unit."""
-
-    unit: str
-    families: set[str]
-    test_hashes: set[str]
-
-    @classmethod
-    def for_unit(cls, unit: str) -> "LeakageGuard":
-        from datatune_core import leakage
-        from datatune_core.benchmark import bigbench
-        from datatune_core.text import text_hash
-
-        fams = set(bigbench.excluded_families(unit))
-        hashes = leakage.index_for_unit(unit).hashes | set(bigbench.test_hashes(unit))  # + inputs with choices
-        hashes.discard(text_hash(""))
-        return cls(unit=unit, families=fams, test_hashes=hashes)
-
-    def family_reason(self, record: DatasetRecord) -> str | None:
-        fam = record.family
-        if fam is None and record.source == "bigbench":
-            fam = record.id.split("/")[1] if "/" in record.id else record.id
-        if fam and fam in self.families:
-            return f"same task family as the evaluation task {self.unit!r} ({fam})"
-        return None
-
-    def overlap_reason(self, record: DatasetRecord) -> str | None:
-        """Check the record's rows (every config) for values whose normalized hash is a test input."""
-        if not record.has_rows() or not self.test_hashes:
-            return None
-        hits = [rid for rid, hs in record_row_hashes(record) if hs & self.test_hashes]
-        if hits:
-            return f"{len(hits)} row(s) overlap the test inputs of {self.unit!r} (e.g. {', '.join(hits[:3])})"
-        return None
-
-
-def _row_hashes(row: dict) -> frozenset[str]:
-    """Exact hashes of every segment of the row's texts (leakage.row_hashes: stems before options lists,
-    lines without "Q:" labels, ...), so a test input inside a reformatted value matches too."""
-    from datatune_core.leakage import row_hashes
-
-    return row_hashes(row)
-
-
-_ROW_HASHES: dict[tuple[str, str], list[tuple[str, frozenset[str]]]] = {}
-
-
-def record_row_hashes(record: DatasetRecord) -> list[tuple[str, frozenset[str]]]:
-    """(row id, normalized hashes of its text values) for every row of every config, cached per record content in
-    memory and in DATATUNE_HOME/index/rowhashes/ (catalog rows files only; local files are re-read)."""
-    key = (record.id, record.content_hash())
-    if key in _ROW_HASHES:
-        return _ROW_HASHES[key]
-    from datatune_core.retrieval.index import index_root
-
-    disk = index_root() / "rowhashes" / f"{key[1]}-seg.json"  # -seg: segment hashes (leakage.py)  # JSON, never a pickle: files here are only data
-    out: list[tuple[str, frozenset[str]]] | None = None
-    if disk.is_file() and not record.local_path:  # local files can change under the same record
-        try:
-            out = [(str(rid), frozenset(hs)) for rid, hs in json.loads(disk.read_text(encoding="utf-8"))]
-        except (OSError, ValueError, TypeError):
-            out = None
-    if out is None:
-        out = []
-        for cfg in [c.name for c in record.configs] or [None]:
-            try:
-                out += [(rid, _row_hashes(row)) for rid, row in load_rows(record, cfg, limit=ROW_SCAN_LIMIT)]
-            except Exception:  # unreadable rows cannot leak; the transform stage reports them
-                continue
-        if not record.local_path:
-            try:
-                disk.parent.mkdir(parents=True, exist_ok=True)
-                tmp = disk.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(json.dumps([[rid, sorted(hs)] for rid, hs in out]), encoding="utf-8")
-                tmp.replace(disk)
-            except OSError:
-                pass
-    _ROW_HASHES[key] = out
-    return out
-
-
-_GUARD_CACHE: dict[tuple[str, str, str], str | None] = {}
-
-
-def _overlap_cached(guard: LeakageGuard, record: DatasetRecord) -> str | None:
-    key = (guard.unit, record.id, record.content_hash())
-    if key not in _GUARD_CACHE:
-        _GUARD_CACHE[key] = guard.overlap_reason(record)
-    return _GUARD_CACHE[key]
-
-
 # ------------------------------------------------------------------------------------------- search
 def _query_of(spec_or_text: Any) -> tuple[str, str, list[dict], str | None]:
     """(search text, instruction, examples, eval_task) from a TaskSpec or a string."""
@@ -260,11 +166,11 @@ def _query_of(spec_or_text: Any) -> tuple[str, str, list[dict], str | None]:
 def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_k: int = 10, rerank: bool = True,
            client: Any = None, eval_task: str | None = None, *, rerank_n: int = 25, votes: int = 5,
            fusion: FusionWeights | None = None, mode: str = "hybrid", home: Path | str | None = None,
-           index: SearchIndex | None = None, allow_local_rerank: bool = False) -> RetrievalResult:
+           index: SearchIndex | None = None, allow_weak_rerank: bool = False) -> RetrievalResult:
     """Rank catalog datasets for a task. `eval_task` (or the spec's) turns on the leakage guard.
 
-    The rerank is skipped (with a note) when the provider is the embedded local model, unless
-    `allow_local_rerank`: a 135M model cannot judge 25 datasets and would take minutes."""
+    The rerank is skipped (with a note) when the provider's capabilities say it does not reason well (the
+    embedded 135M model cannot judge 25 datasets and would take minutes), unless `allow_weak_rerank`."""
     from datatune_core.errors import UserError
 
     text, instruction, examples, spec_eval = _query_of(spec_or_text)
@@ -319,12 +225,12 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
             pool = pool[:window - n_extra] + extra[:n_extra] + pool[window - n_extra:]
         except Exception as e:  # the Hub is optional; say why it was skipped
             result.notes.append(f"Hub search skipped: {e}")
-    if rerank and pool and not allow_local_rerank:
-        name = getattr(client, "provider_name", None) if client is not None else settings.resolved_provider()
-        if name == "local":
+    if rerank and pool and not allow_weak_rerank:
+        from datatune_core.llm.capabilities import capabilities_of, provider_capabilities as caps_of
+        if not (capabilities_of(client) if client is not None else caps_of(settings=settings)).strong_reasoning:
             rerank = False
-            result.notes.append("LLM rerank skipped: the embedded local model is too small to judge datasets. Set "
-                                "ANTHROPIC_API_KEY (or an OpenAI-compatible server) to rerank.")
+            result.notes.append("LLM rerank skipped: the model in use (e.g. the embedded local one) is too small to "
+                                "judge datasets. Set ANTHROPIC_API_KEY (or an OpenAI-compatible server) to rerank.")
     if rerank and pool:
         from datatune_core.retrieval.rerank import rerank_candidates
 

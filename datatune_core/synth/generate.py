@@ -6,6 +6,11 @@ away from them, and every example goes through the same validator as transformed
 (exact and near) against *everything* kept in the project, checked against the label space, demos and
 evaluation rows. Rows are stored with source "synthetic"; mix.py combines them with transformed rows by share.
 
+The provider's capabilities shape the calls: a model with an output limit (the embedded one) is asked for fewer
+examples per call, so each reply fits instead of arriving as cut-off JSON; a provider that takes no temperature
+(Claude through the current SDK) gets no ramp - the log says so and the rows record no temperature - and its
+variety comes from the rotating examples shown and the request number.
+
 Job kind "synth" (`run_synth_job`); units are groups of calls, each committed together with its rows.
 
     >>> job_id = start_synth(store, project_id, SynthOptions(n_rows=500))
@@ -13,6 +18,7 @@ Job kind "synth" (`run_synth_job`); units are groups of calls, each committed to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -36,6 +42,9 @@ class SynthExample(BaseModel):
 
 class SynthReply(BaseModel):
     examples: list[SynthExample] = Field(description="New, diverse examples of the task.")
+
+
+TOKENS_PER_EXAMPLE = 400  # the reply budget asked for per example
 
 
 @dataclass
@@ -69,6 +78,14 @@ class SynthOptions:
         n = max(1, self.total_calls - 1)
         return round(self.temp_start + (self.temp_end - self.temp_start) * min(i, n) / n, 3)
 
+    def fitted(self, max_output_tokens: int | None) -> "SynthOptions":
+        """These options with `per_call` lowered so one reply (TOKENS_PER_EXAMPLE per example) fits the model's
+        output limit; at least one example per call."""
+        if max_output_tokens is None:
+            return self
+        per_call = max(1, min(self.per_call, int(max_output_tokens) // TOKENS_PER_EXAMPLE))
+        return self if per_call == self.per_call else dataclasses.replace(self, per_call=per_call)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -88,8 +105,10 @@ def synth_prefix(expanded: ExpandedTask) -> str:
     return SYNTH_INSTRUCTIONS + "\n\n## Task\n" + expanded.prompt_text()
 
 
-def synth_request(expanded: ExpandedTask, opts: SynthOptions, i: int, shown: list[dict]):
-    """The request of call `i` (temperature from the ramp; the call index is part of the cache key)."""
+def synth_request(expanded: ExpandedTask, opts: SynthOptions, i: int, shown: list[dict],
+                  max_output_tokens: int | None = None):
+    """The request of call `i` (temperature from the ramp; the call index is part of the cache key); it asks
+    for no more reply tokens than `max_output_tokens` (the provider's limit)."""
     from datatune_core.llm.base import LLMRequest
 
     parts = []
@@ -99,7 +118,8 @@ def synth_request(expanded: ExpandedTask, opts: SynthOptions, i: int, shown: lis
     parts.append(f"Write {opts.per_call} new examples (request #{i}).")
     return LLMRequest(messages=[{"role": "user", "content": "\n".join(parts)}], shared_prefix=synth_prefix(expanded),
                       schema=SynthReply, role="cheap", stage="synth", unit_key=f"synth:{i}",
-                      temperature=opts.temperature(i), max_tokens=400 * opts.per_call, metadata={"seed": i})
+                      temperature=opts.temperature(i), metadata={"seed": i},
+                      max_tokens=min(TOKENS_PER_EXAMPLE * opts.per_call, max_output_tokens or 10 ** 9))
 
 
 def start_synth(store, project_id: int, options: SynthOptions | dict | None = None, background: bool = True) -> int:
@@ -138,6 +158,16 @@ def run_synth_job(ctx, client=None) -> dict:
 
         client = get_client(store, project_id=pid, job_id=ctx.job_id, stage="synth", concurrency=opts.concurrency,
                             run_budget_usd=opts.budget_usd)
+    from datatune_core.llm.capabilities import capabilities_of
+
+    caps = capabilities_of(client)
+    asked, opts = opts.per_call, opts.fitted(caps.max_output_tokens)
+    if opts.per_call < asked:
+        ctx.log(f"{opts.per_call} example(s) per call instead of {asked}: the model returns at most "
+                f"{caps.max_output_tokens} tokens per reply", level="warning")
+    if not caps.temperature:
+        ctx.log("this provider takes no sampling temperature: the temperature ramp is not applied (variety comes "
+                "from the examples shown and the request number)", level="warning")
     expanded = _expanded(store, pid, client)
     texts, note = eval_texts_for(expanded.eval_task)
     ctx.log(note)
@@ -159,8 +189,8 @@ def run_synth_job(ctx, client=None) -> dict:
         need = math.ceil((opts.n_rows - len(kept)) / opts.per_call)
         n = min(opts.calls_per_unit, need, opts.total_calls - i)
         rng = random.Random(f"{opts.seed}:{i}")
-        reqs = [synth_request(expanded, opts, i + j, rng.sample(kept, min(opts.shown_examples, len(kept))))
-                for j in range(n)]
+        reqs = [synth_request(expanded, opts, i + j, rng.sample(kept, min(opts.shown_examples, len(kept))),
+                              caps.max_output_tokens) for j in range(n)]
         ctx.check_cancel()
         by_i = {int(res.request.unit_key.split(":")[1]): res for res in client.bulk(reqs, concurrency=opts.concurrency)}
         recs: list[RowRecord] = []
@@ -178,7 +208,8 @@ def run_synth_job(ctx, client=None) -> dict:
                 recs.append(RowRecord(input=ex.input.strip(), output=ex.output.strip(),
                                       status="rejected" if reason else "kept", reason=reason, source="synthetic",
                                       dataset_id="synthetic", source_row_id=f"{run_id}/{ci}:{j}",
-                                      source_json={"call": ci, "temperature": opts.temperature(ci)}, path="llm",
+                                      source_json={"call": ci, "temperature": caps.sent_temperature(opts.temperature(ci))},
+                                      path="llm",
                                       llm_call_id=res.call_id, content_hash=text_hash(ex.input), run_id=run_id))
         k = sum(1 for r in recs if r.status == "kept")
         ctx.commit(key, {"n": n, "kept": k, "rejected": len(recs) - k},

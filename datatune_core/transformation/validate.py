@@ -13,8 +13,8 @@ Reason strings start with a code and a colon, so the review page and `store.row_
 | `copied_demo:` | the input copies one of the task's demonstrations |
 | `too_long:` | input + output exceed the length limit |
 | `exact_duplicate:` | same normalized input as an earlier kept row |
-| `near_duplicate:` | MinHash Jaccard similarity with an earlier kept row above the threshold |
-| `eval_overlap:` | the input matches (or nearly matches) an evaluation row |
+| `near_duplicate:` | word-shingle Jaccard with an earlier kept row at or above the threshold (`text.NearDuplicates`) |
+| `eval_overlap:` | the input equals, contains or nearly copies an evaluation row (`leakage.LeakIndex`) |
 | `length_rule:` | the input is outside the plan's length rule (`Plan.min_input_chars` / `max_input_chars`) |
 
 `RowValidator` is stateful (it remembers kept rows for the duplicate checks); `seed()` rebuilds that state from
@@ -27,34 +27,38 @@ rows already in the store, so a resumed job makes the same decisions.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from datasketch import MinHash, MinHashLSH
-
-from datatune_core.text import normalize_text, text_hash
+from datatune_core.leakage import NEAR_THRESHOLD, LeakIndex
+from datatune_core.text import NearDuplicates, normalize_text, text_hash, text_shingles
 from datatune_core.store.reasons import FAILURE_CODES, reason_code  # noqa: F401  (the row reason codes live in reasons.py)
 
-VALIDATOR_VERSION = 1  # bump when RowValidator judges rows differently (part of the per-row cache key)
+VALIDATOR_VERSION = 2  # bump when RowValidator judges rows differently (part of the per-row cache key)
+# 2: near duplicates and evaluation overlap by the shared definitions (text.NearDuplicates, leakage.LeakIndex)
 REASON_CODES = ("invalid_json", "llm_error", "null_row", "template_error", "empty_field", "label_not_in_space",
                 "copied_demo", "too_long", "exact_duplicate", "near_duplicate", "eval_overlap", "length_rule")
 # System failures: the transformation itself went wrong (they count toward the per-dataset failure-rate stop and
 # `retry-failed` re-runs them). Every other code is a rule of the plan or the task (irrelevant row, label space,
 # length, demo copy, duplicate, evaluation overlap): such rows are *filtered*, counted apart, and never trip the stop.
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-
 
 @dataclass
 class ValidationConfig:
-    """Limits of the filters. Thresholds are Jaccard similarities of word shingles; 1.0 turns that filter off."""
+    """Limits of the filters. Thresholds are Jaccard similarities of word shingles; 1.0 turns the near-duplicate
+    filter off.
+
+    `near_dup_threshold` (0.9) is stricter than the quality profile's (0.7, `quality.report.QualityConfig`) on
+    purpose: the same definition (`datatune_core.text.NearDuplicates`), but validation *drops* the row, so only
+    near-certain copies go, while the profile only *reports* a rate, where a looser cut shows template repetition.
+    `eval_overlap_threshold` is the leakage guard's (`leakage.NEAR_THRESHOLD`) so a row the validator keeps is not
+    refused later by training's guard; the check itself is `leakage.LeakIndex` (exact, contained or near copies)."""
 
     max_chars: int = 6000
     near_dup_threshold: float = 0.9
-    eval_overlap_threshold: float = 0.9
+    eval_overlap_threshold: float = NEAR_THRESHOLD
     num_perm: int = 64
-    min_words_for_near_dup: int = 6
+    min_words_for_near_dup: int = 6  # shingles (words + word pairs) a text needs for the near-duplicate check
 
     def __post_init__(self) -> None:
         if not 0 < self.near_dup_threshold <= 1 or not 0 < self.eval_overlap_threshold <= 1:
@@ -70,28 +74,7 @@ class ValidationConfig:
         return cls(**(d or {}))
 
 
-def _shingles(text: str) -> list[bytes]:
-    words = _WORD.findall(normalize_text(text))
-    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
-    return [g.encode("utf-8") for g in grams]
-
-
-def _minhash(text: str, num_perm: int) -> MinHash | None:
-    sh = _shingles(text)
-    if not sh:
-        return None
-    m = MinHash(num_perm=num_perm, seed=1)
-    m.update_batch(sh)
-    return m
-
-
-def _stem(text: str) -> str:
-    """The question part of a formatted input (before an "Options:" list), for overlap checks."""
-    return re.split(r"\n\s*(?:options|choices)\s*:", text, maxsplit=1, flags=re.I)[0]
-
-
-def _lsh(threshold: float, num_perm: int) -> MinHashLSH | None:
-    return None if threshold >= 1.0 else MinHashLSH(threshold=threshold, num_perm=num_perm)
+_OVERLAP_WORDS = {"exact": "equals", "contains": "contains", "near": "is a near copy of"}
 
 
 class RowValidator:
@@ -104,16 +87,12 @@ class RowValidator:
         demos = list(demos or [])
         self.demo_hashes = {text_hash(str(d.get("input", ""))) for d in demos if str(d.get("input", "")).strip()}
         self.demo_texts = [normalize_text(str(d.get("input", ""))) for d in demos]
-        self.eval_hashes: set[str] = set()
-        self.eval_lsh = _lsh(self.cfg.eval_overlap_threshold, self.cfg.num_perm)
-        for i, t in enumerate(eval_texts or []):
-            self.eval_hashes.add(text_hash(t))
-            self.eval_hashes.add(text_hash(_stem(t)))
-            m = _minhash(t, self.cfg.num_perm)
-            if m is not None and self.eval_lsh is not None and len(_shingles(t)) >= self.cfg.min_words_for_near_dup:
-                self.eval_lsh.insert(f"e{i}", m)
+        evals = [str(t) for t in eval_texts or []]
+        self.eval_index = (LeakIndex(evals, name="the evaluation task", threshold=self.cfg.eval_overlap_threshold)
+                           if evals else None)
         self.seen: set[str] = set()
-        self.lsh = _lsh(self.cfg.near_dup_threshold, self.cfg.num_perm)
+        self.near = (None if self.cfg.near_dup_threshold >= 1.0
+                     else NearDuplicates(self.cfg.near_dup_threshold, self.cfg.num_perm))
         self._n = 0
 
     # ------------------------------------------------------------------ state
@@ -126,12 +105,17 @@ class RowValidator:
                 n += 1
         return n
 
+    def _shingles(self, inp: str) -> set[str] | None:
+        """The input's shingles when it is long enough for the near-duplicate check, else None."""
+        sh = text_shingles(inp)
+        return sh if len(sh) >= self.cfg.min_words_for_near_dup else None
+
     def _remember(self, inp: str) -> None:
         self.seen.add(text_hash(inp))
-        m = _minhash(inp, self.cfg.num_perm)
-        if m is not None and self.lsh is not None and len(_shingles(inp)) >= self.cfg.min_words_for_near_dup:
+        sh = self._shingles(inp) if self.near is not None else None
+        if sh is not None:
             self._n += 1
-            self.lsh.insert(f"r{self._n}", m)
+            self.near.add(f"r{self._n}", sh)
 
     # ------------------------------------------------------------------ checks
     def check(self, inp: str | None, out: str | None, choices: list[str] | None = None,
@@ -161,16 +145,16 @@ class RowValidator:
         n_inp = normalize_text(inp)
         if h in self.demo_hashes or (len(n_inp) >= 20 and any(n_inp in d for d in self.demo_texts if d)):
             return "copied_demo: the input copies a task demonstration"
-        if h in self.eval_hashes or text_hash(_stem(inp)) in self.eval_hashes:
-            return "eval_overlap: the input equals an evaluation row"
-        m = _minhash(inp, self.cfg.num_perm)
-        big = m is not None and len(_shingles(inp)) >= self.cfg.min_words_for_near_dup
-        if big and self.eval_lsh is not None and self.eval_lsh.query(m):
-            return (f"eval_overlap: the input is a near copy of an evaluation row "
-                    f"(Jaccard >= {self.cfg.eval_overlap_threshold})")
+        if self.eval_index is not None:
+            hit = self.eval_index.match(inp)
+            if hit is not None:
+                _, kind, _ = hit
+                extra = f" (Jaccard >= {self.cfg.eval_overlap_threshold})" if kind == "near" else ""
+                return f"eval_overlap: the input {_OVERLAP_WORDS[kind]} an evaluation row{extra}"
         if h in self.seen:
             return "exact_duplicate: same normalized input as an earlier row"
-        if big and self.lsh is not None and self.lsh.query(m):
+        sh = self._shingles(inp) if self.near is not None else None
+        if sh is not None and self.near.match(sh) is not None:
             return f"near_duplicate: Jaccard >= {self.cfg.near_dup_threshold} with an earlier row"
         return None
 

@@ -144,3 +144,17 @@ def test_model_and_batching_settings_are_stored(app_home, store):
     assert client.config.use_batches is True
     cheap.set_value("").run()
     assert "cheap_model" not in store.get_project(pid).settings
+
+
+def test_embedded_model_reply_limit_is_a_project_setting(app_home, store):
+    pid = store.create_project("L", "Classify it.", [{"input": "a", "output": "x"}])
+    at = open_app(TASK, project=pid)
+    assert "replies up to 256 tokens" in texts(at)  # the default, from the model's 4,096-token window
+    at.number_input(key=f"dt_localmax_{pid}").set_value(192).run()
+    assert store.get_project(pid).settings["local_max_output_tokens"] == 192
+    assert "replies up to 192 tokens" in texts(at)
+    from datatune_core.llm import get_client
+
+    assert get_client(store, project_id=pid).provider.capabilities.max_output_tokens == 192
+    at.number_input(key=f"dt_localmax_{pid}").set_value(256).run()  # back to the default: the setting is removed
+    assert "local_max_output_tokens" not in store.get_project(pid).settings

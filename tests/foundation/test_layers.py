@@ -126,6 +126,6 @@ def test_the_product_never_imports_the_test_double():
 
 def test_the_checker_sees_function_level_imports(tmp_path):
     """A guard against a checker that cannot fail: an import inside a function is found."""
-    f = PKG / "store" / "__init__.py"
+    f = PKG / "store" / "rows.py"
     found = [t for _, t in imports(f)]
     assert "datatune_core.store.curation" in found or any(t.startswith("datatune_core.store.curation") for t in found)

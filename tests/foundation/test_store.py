@@ -125,7 +125,7 @@ def test_corrupt_database_names_the_path(tmp_path: Path):
 def test_migration_adds_to_existing_database(store: Store, monkeypatch: pytest.MonkeyPatch):
     pid = store.create_project("keep me")
     extra = ("9999_test_extra", "CREATE TABLE extra_t (id INTEGER PRIMARY KEY)")
-    monkeypatch.setattr("datatune_core.store.MIGRATIONS", [*MIGRATIONS, extra])
+    monkeypatch.setattr("datatune_core.store.migrations.MIGRATIONS", [*MIGRATIONS, extra])
     st2 = Store(store.db_path)
     assert "9999_test_extra" in st2.applied_migrations()
     assert st2.get_project(pid).name == "keep me"

@@ -211,7 +211,7 @@ def test_model_roles_from_project_settings_and_env(store, monkeypatch):
 def test_rate_limit_headers_pause_new_requests():
     from datetime import datetime, timedelta, timezone
 
-    from datatune_core.llm.client import AdaptiveLimiter, _headers_wait
+    from datatune_core.llm.limiter import AdaptiveLimiter, _headers_wait
 
     soon = (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat()
     assert _headers_wait({"anthropic-ratelimit-requests-remaining": "5"}) is None

@@ -19,7 +19,7 @@ def test_prices_longest_prefix_fallback_and_user_override(home):
     assert t.lookup("claude-opus-4-1-20250805").input == 15.0 and t.lookup("claude-opus-4-5").input == 5.0
     unknown = t.lookup("claude-mystery-1")
     assert not unknown.known and unknown.input > 0  # priced conservatively so budgets still hold
-    assert t.lookup("some-local-model", provider="openai").input == 0
+    assert t.lookup("some-local-model", priced=False).input == 0
     u = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_read_tokens=1_000_000,
               cache_write_tokens=1_000_000)
     assert t.cost("claude-haiku-4-5", u) == pytest.approx(1 + 5 + 0.1 + 1.25)
@@ -28,7 +28,7 @@ def test_prices_longest_prefix_fallback_and_user_override(home):
     (home / "prices.toml").write_text('[models."claude-haiku"]\ninput = 2.0\noutput = 8.0\n'
                                       '[models."my-vllm-model"]\ninput = 0.1\noutput = 0.2\n')
     t2 = load_prices()
-    assert t2.lookup("claude-haiku-4-5").output == 8.0 and t2.lookup("my-vllm-model", provider="openai").known
+    assert t2.lookup("claude-haiku-4-5").output == 8.0 and t2.lookup("my-vllm-model", priced=False).known
     assert t2.lookup("claude-sonnet-4-5").input == 3.0  # untouched entries keep the bundled price
     (home / "prices.toml").write_text("[models.x]\ninput = 'a lot'\n")
     from datatune_core.errors import UserError

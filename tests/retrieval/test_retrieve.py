@@ -7,7 +7,9 @@ import json
 import pytest
 
 from datatune_core.retrieval import index as S
-from datatune_core.retrieval.search import FusionWeights, hybrid_rank, rrf_fuse, save_candidates, search
+from datatune_core.retrieval.documents import sample_text
+from datatune_core.retrieval.score import FusionWeights
+from datatune_core.retrieval.search import hybrid_rank, rrf_fuse, save_candidates, search
 
 from .conftest import hf_records, write_catalog
 
@@ -121,6 +123,6 @@ def test_shipped_vectors_seed_the_bundled_catalog(tmp_path):
     cat = tmp_path / "some_hf.jsonl"
     cat.write_text("\n".join(lines) + "\n", encoding="utf-8")
     idx = S.build_index([cat], home=tmp_path / "h")
-    n_samples = sum(1 for r in recs if S.sample_text(r))  # each record's sample-row text is seeded too
+    n_samples = sum(1 for r in recs if sample_text(r))  # each record's sample-row text is seeded too
     assert idx.stats["seeded"] == 4 + n_samples and idx.stats["embedded"] == 0
     assert abs(float((idx.embeddings ** 2).sum(1).min()) - 1.0) < 1e-2

@@ -138,7 +138,8 @@ def test_embedder_choice_is_checked_and_mpnet_says_how_to_install(home):
     from importlib import metadata
 
     from datatune_core.errors import UserError
-    from datatune_core.retrieval.index import IndexConfig, get_encoder
+    from datatune_core.retrieval.documents import IndexConfig
+    from datatune_core.retrieval.embeddings import get_encoder
 
     with pytest.raises(ValueError, match="Unknown embedder"):
         IndexConfig(model="bogus")

@@ -69,16 +69,13 @@ def test_no_valid_rating_explains():
 
 
 def test_capable_provider_only():
+    from datatune_core.llm.capabilities import Capabilities
+
     assert not capable(None)
     assert capable(get_client(provider=ScriptedProvider(lambda r: "3")))
-
-    class Local:
-        name = "local"
-
-    class C:
-        provider = Local()
-
-    assert not capable(C())
+    # the capability decides, not the name: a weak provider (like the embedded model) is not asked
+    weak = ScriptedProvider(lambda r: "3", capabilities=Capabilities(strong_reasoning=False))
+    assert not capable(get_client(provider=weak))
 
 
 def free_text_project(store, tmp_path) -> int:

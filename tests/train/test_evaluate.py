@@ -10,7 +10,8 @@ from datatune_core.benchmark import bigbench
 from datatune_core import jobs
 from datatune_core.config import bigbench_dir
 from datatune_core.errors import UserError
-from datatune_core.evaluation.bigbench_eval import check_leakage, evaluate, evaluate_pair, results_table, unit_prompt
+from datatune_core.evaluation.adapter_leakage import check_leakage
+from datatune_core.evaluation.bigbench_eval import evaluate, evaluate_pair, results_table, unit_prompt
 from datatune_core.models import load_tokenizer
 from datatune_core.training.launch import train_rows
 

@@ -8,7 +8,7 @@ import pytest
 
 from datatune_core.benchmark import bigbench
 from datatune_core import jobs
-from datatune_core.evaluation.bigbench_eval import check_leakage
+from datatune_core.evaluation.adapter_leakage import check_leakage
 from datatune_core.leakage import LeakageError, LeakIndex, find_leaks, segments
 from datatune_core.store import RowRecord
 from datatune_core.training.data import filter_leakage

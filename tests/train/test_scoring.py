@@ -6,8 +6,8 @@ import pytest
 
 from datatune_core.benchmark import bigbench
 from datatune_core.benchmark.bigbench import BBExample
-from datatune_core.evaluation.bigbench_eval import (aggregate, bigbench_argmax, exact_match, multiple_choice_grade,
-                                    normalized_score, ExampleResult)
+from datatune_core.evaluation.grading import (ExampleResult, aggregate, bigbench_argmax, exact_match,
+                                             multiple_choice_grade, normalized_score)
 
 
 def mc(scores: dict[str, float]) -> BBExample:

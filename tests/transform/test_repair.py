@@ -158,7 +158,9 @@ def test_length_rule_for_rows_you_rejected_keeps_the_rejection_unless_reopened(s
     assert job.status == "done" and job.result["reopened"] == 0  # the rule leaves them out: nothing to release
     assert all(store.get_row(i).decision == "rejected" for i in short)
     assert all(store.get_row(i).machine_reason.startswith("length_rule:") for i in short)
-    assert store.count_rows(pid, status="kept") == 19  # no kept row is shorter than the rule
+    # no kept row is shorter than the rule; all 20 GOOD rows are kept (their "(order i)" pairs are at Jaccard
+    # 0.81-0.84, under the validator's 0.9: the LSH-only check before the shared definition dropped one, g11)
+    assert store.count_rows(pid, status="kept") == 20
 
 
 def test_template_field_missed_and_reopen(store, tmp_path):

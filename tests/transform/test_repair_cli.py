@@ -18,12 +18,13 @@ def test_transform_repair_cli_lists_tries_applies_and_is_idempotent(store, tmp_p
     dry = cli("transform", "repair", "rv", "--cluster", str(n), "--no-llm")
     assert "fix (label_map, by heuristic): Rename the answers" in dry and "filtered -> kept: pos -> positive" in dry
     assert "With this fix, 6 of 6 row(s) pass" in dry and store.count_rows(pid, status="filtered") >= 6
+    # asked while groups exist (after the fix none is left: every GOOD row passes the validator)
+    assert "There is no group 99" in fails("transform", "repair", "rv", "--cluster", "99", "--no-llm")
     got = json.loads(cli("transform", "repair", "rv", "--cluster", str(n), "--apply", "--no-llm", "--json"))
     assert got["job"]["status"] == "done" and got["job"]["result"]["now_kept"] == 6
     assert {r.output for r in store.list_rows(pid, limit=999)} <= {"positive", "negative"}
     again = json.loads(cli("transform", "repair", "rv", "--no-llm", "--json"))["clusters"]
     assert all(c["code"] != "label_not_in_space" for c in again)  # nothing of that group is left
-    assert "There is no group 99" in fails("transform", "repair", "rv", "--cluster", "99", "--no-llm")
 
 
 def test_rows_apply_similar_cli(store, tmp_path):

@@ -1,6 +1,7 @@
-"""`datatune llm ...`: status, test, models, prices, ledger, estimate, ask and cache clear.
+"""`datatune llm ...`: status, configure, test, models, prices, ledger, estimate, ask and cache clear.
 
-    datatune llm status                 # which provider, key set or not, models, quality note
+    datatune llm status                 # which provider, key set or not, models, capabilities, quality note
+    datatune llm configure demo --provider local --local-max-output-tokens 256   # a project's LLM settings
     datatune llm test                   # one tiny request; says plainly what went wrong
     datatune llm estimate --rows 5000 --prompt "Classify: ..." --shared-prefix-file task.txt
     datatune llm ledger --project demo --summary
@@ -39,6 +40,55 @@ def register(app: typer.Typer) -> None:
         if st.get("base_url"):
             typer.echo(f"base URL:      {st['base_url']}")
         typer.echo(f"Claude key:    {'set' if st['anthropic_key_set'] else 'not set'}")
+        caps = st.get("capabilities") or {}
+        typer.echo("capabilities:  " + ", ".join(f"{k}={v}" for k, v in caps.items()))
+        typer.echo(st["message"])
+
+    @sub.command("configure")
+    def configure(project: str = typer.Argument(..., help="Project id or name."),
+                  provider: str = typer.Option(None, help="anthropic, openai, local, or auto (as configured)."),
+                  cheap_model: str = typer.Option(None, help="Model for per-row work (empty: the default)."),
+                  strong_model: str = typer.Option(None, help="Model for ranking and planning (empty: default)."),
+                  openai_base_url: str = typer.Option(None, help="The project's OpenAI-compatible server URL."),
+                  openai_model: str = typer.Option(None, help="The model that server serves."),
+                  budget: float = typer.Option(None, min=0, help="Budget for LLM calls in US$ (0: none)."),
+                  batches: bool = typer.Option(None, "--batches/--no-batches",
+                                               help="Send bulk jobs through the Message Batches API."),
+                  local_max_output_tokens: int = typer.Option(
+                      None, min=0, help="The embedded model's longest reply in tokens (0: the default, a sixteenth "
+                                        "of its context window)."),
+                  as_json: bool = typer.Option(False, "--json")):
+        """Set a project's LLM settings (the Task page's Language model section) and print its status."""
+        from datatune_core.errors import UserError
+        from datatune_core.llm import provider_status
+        from datatune_core.llm.local import output_limit
+
+        store = open_store()
+        p = resolve_project(store, project)
+        if openai_base_url and not openai_base_url.startswith(("http://", "https://")):
+            raise UserError("The server URL must start with http:// or https://, e.g. http://127.0.0.1:8000/v1.")
+        if local_max_output_tokens:
+            output_limit(local_max_output_tokens)  # a plain sentence when out of range
+        given = {"provider": None if provider is None else ("" if provider == "auto" else provider),
+                 "cheap_model": cheap_model, "strong_model": strong_model, "openai_base_url": openai_base_url,
+                 "openai_model": openai_model, "budget_usd": budget, "use_batches": batches,
+                 "local_max_output_tokens": local_max_output_tokens}
+        settings = dict(p.settings or {})
+        for k, v in given.items():
+            if v is None:
+                continue  # not given: unchanged
+            if v in ("", 0) and v is not False:
+                settings.pop(k, None)
+            else:
+                settings[k] = v.strip() if isinstance(v, str) else v
+        store.update_project(p.id, settings=settings)
+        st = provider_status(project_settings=settings)
+        if as_json:
+            print_json({"settings": settings, "status": st})
+            return
+        for k in sorted(given):
+            if k in settings:
+                typer.echo(f"{k}: {settings[k]}")
         typer.echo(st["message"])
 
     @sub.command("test")
