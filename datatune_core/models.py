@@ -116,7 +116,11 @@ def default_model_path(convert: bool = True) -> Path:
         except FileExistsError:
             if (out / "config.json").is_file():
                 return out
-            if time.monotonic() > deadline or time.time() - lock.stat().st_mtime > 900:
+            try:
+                stale = time.monotonic() > deadline or time.time() - lock.stat().st_mtime > 900
+            except FileNotFoundError:  # the converting process finished between our open and stat
+                continue
+            if stale:
                 lock.unlink(missing_ok=True)  # stale lock from a killed conversion
             time.sleep(0.5)
     try:

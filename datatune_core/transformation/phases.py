@@ -84,14 +84,12 @@ def _unit(store, job_id: int, key: str) -> Any:
 
 def budget_paused(store, project_id: int, before: int | None = None):
     """The project's latest transform job when a budget stop paused it (jobs from id `before` on are not looked
-    at); None when none is, or a later transformation went on."""
+    at); None when it is not (a later run of any outcome went on after an older pause: taking that older job over
+    could redo rows under a plan the later run replaced)."""
     for j in store.list_jobs(project_id, limit=50):
         if j.kind != "transform" or (before is not None and j.id >= before):
             continue
-        if j.status == "paused" and (j.message or "").startswith(BUDGET_STOP):
-            return j
-        if j.status in ("queued", "running", "done"):
-            return None
+        return j if j.status == "paused" and (j.message or "").startswith(BUDGET_STOP) else None
     return None
 
 

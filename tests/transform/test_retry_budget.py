@@ -166,6 +166,9 @@ def test_a_later_run_or_another_stop_is_not_taken_over(store, priced):
     paused = _budget_stop(store, pid)
     opts = TransformOptions(mode="retry-failed", path="llm", max_datasets=1)
     assert preview_transform(store, pid, opts, estimate=False)["continues"] == paused
+    later = store.create_job("transform", TransformOptions(mode="retransform").to_dict(), project_id=pid)
+    store.update_job(later, status="cancelled")  # a later run of any outcome (here cancelled) is after the pause:
+    assert preview_transform(store, pid, opts, estimate=False)["continues"] is None  # the older job is not taken
     done = store.create_job("transform", TransformOptions(target_size=5).to_dict(), project_id=pid)
     store.update_job(done, status="done")  # a later transformation went on: the pause is behind it
     pre = preview_transform(store, pid, opts, estimate=False)
