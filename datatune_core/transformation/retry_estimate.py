@@ -49,6 +49,8 @@ def budget_stopped(store, pid: int, opts=None, plan: dict | None = None) -> dict
 
 def _undone_llm_rows(store, pid: int, plan: dict) -> int:
     """How many budget-stop rows need a language-model call (rows on the compiled template cost nothing)."""
+    from datatune_core.transformation.phases import decided_paths
+
     n = 0
     for ph in plan["phases"]:
         if ph["ids"]:
@@ -56,9 +58,7 @@ def _undone_llm_rows(store, pid: int, plan: dict) -> int:
             n += sum(1 for r in store.query("SELECT id, path FROM rows WHERE project_id=? AND source='transformed'",
                                             (pid,)) if r["id"] in ids and r["path"] != "template")
         elif ph["rows"]:
-            paths = {(v or {}).get("decision", {}).get("path") for k, v in ph["results"].items()
-                     if k.startswith("prep:")}
-            n += 0 if paths == {"template"} else ph["rows"]
+            n += 0 if decided_paths(ph["results"]) == {"template"} else ph["rows"]
     return n
 
 

@@ -27,10 +27,10 @@ from datatune_core.store.curation import write_rows
 from datatune_core.errors import UserError
 from datatune_core.transformation.pipeline import (MODES, PathDecision, TransformOptions, build_validator, decide_path, make_client,
                         prepare_row, prepare_source, resolve_sources, to_records, transform_rows, validate_outcome,
-                        _load_rows, find_record)
-from datatune_core.transformation.phases import (current_versions as _current_versions, existing_rows as _existing,
-                                                 kept_rows as _kept, outdated as _outdated, plan_phases, prefix,
-                                                 resolved_config as _resolved_config, retry_plan, take_over)
+                        _load_rows)
+from datatune_core.transformation.phases import (action_plan, existing_rows as _existing, kept_rows as _kept,
+                                                 needs_provider, outdated as _outdated, plan_phases, prefix,
+                                                 retry_plan, take_over)
 from datatune_core.transformation.validate import reason_code
 
 FAILED = "machine_status='rejected'"
@@ -53,44 +53,24 @@ def preview_transform(store, project_id: int, options: TransformOptions | dict |
                       estimate: bool = True) -> dict:
     """What the action will do, said before it starts: N new rows, M re-transformed, K left as you decided
     (a retry also gets its cost estimate, `retry_estimate`, unless `estimate` is False)."""
-    from datatune_core.catalog.records import count_rows
-
     opts = options if isinstance(options, TransformOptions) else TransformOptions.from_dict(options or {})
-    sources = resolve_sources(store, project_id, opts)
     kept = _kept(store, project_id)
     out = {"mode": opts.mode, "new": 0, "retransform": 0, "retry": 0, "left_as_decided": 0, "already": 0,
            "kept": kept, "target_size": opts.target_size, "sources": []}
-    available = 0
     plan = retry_plan(store, project_id, opts) if opts.mode == "retry-failed" else None
-    own = set(plan["failed"]) if plan else set()
-    for src in sources:
-        cfg = _resolved_config(store, project_id, src["dataset_id"], src.get("config"))
-        ex = _existing(store, project_id, src["dataset_id"], cfg)
-        pv, mv = _current_versions(store, project_id, src["dataset_id"], cfg)
-        decided = [r for r in ex.values() if r["decision"] is not None]
-        s = {"dataset_id": src["dataset_id"], "config": cfg, "existing": len(ex), "decided": len(decided)}
-        out["already"] += len(ex)
+    todo = plan["own"] if plan else action_plan(store, project_id, opts)  # the one count (`phases.phase_todo`)
+    for t in todo["sources"]:
+        s = {k: t[k] for k in ("dataset_id", "config", "existing", "decided")}
+        out["already"] += t["existing"]
+        out["left_as_decided"] += t["left_as_decided"]
         if opts.mode == "continue":
-            try:
-                n = count_rows(find_record(store, project_id, src["dataset_id"]), cfg)
-            except UserError:
-                n = 0
-            s["available"] = None if n is None else max(0, n - len(ex))
-            available += s["available"] if s["available"] is not None else opts.target_size
-            out["left_as_decided"] += len(decided)
-        elif opts.mode == "retransform":
-            aff = [r for r in ex.values() if pv is not None and _outdated(r, pv, mv)]
-            s["affected"] = len(aff)
-            out["retransform"] += len(aff)
-            out["left_as_decided"] += sum(1 for r in aff if r["decision"] is not None)
+            s["available"] = t["available"]
         else:
-            s["affected"] = sum(1 for r in ex.values() if r["id"] in own)
-            out["retry"] += s["affected"]
-            out["left_as_decided"] += sum(1 for r in ex.values() if r["machine_status"] == "rejected" and
-                                          r["decision"] is not None)
+            s["affected"] = len(t["ids"])
+            out["retry" if plan else "retransform"] += s["affected"]
         out["sources"].append(s)
     if opts.mode == "continue":
-        out["new"] = min(max(0, opts.target_size - kept), available)
+        out["new"] = todo["rows"]
         if kept >= opts.target_size:
             msg = (f"The target of {opts.target_size} kept rows is already met ({kept} kept): nothing to do. Raise "
                    "the target to add rows.")
@@ -124,15 +104,16 @@ WHAT_WAS_LEFT = {"continue": "new source rows up to its target", "retransform": 
 
 def _retry_message(out: dict, plan: dict) -> str:
     """The retry's preview sentence; with a budget-paused job taken over: N failed rows + M rows left undone."""
-    j = plan["paused"]
-    out.update(undone=plan["undone"], continues=j.id if j else None)
+    j, left = plan["paused"], plan["left"]
+    out.update(undone=plan["undone"], continues=j.id if j else None, left_paused=left.id if left else None)
     decided = (f", and the {out['left_as_decided']} failed rows you decided on stay as they are"
                if out["left_as_decided"] else "")
     if j is None:
+        alone = f" Job #{left.id} was paused by its budget, but {needs_provider(left.id)}." if left else ""
         if not out["retry"]:
-            return "No row ended in a system failure: nothing to retry."
+            return f"No row ended in a system failure: nothing to retry.{alone}"
         return (f"Retry failed rows: {out['retry']} rows that ended in a system failure (invalid output, LLM error, "
-                f"empty field) will be transformed again; kept and filtered rows are not touched{decided}.")
+                f"empty field) will be transformed again; kept and filtered rows are not touched{decided}.{alone}")
     what = "; ".join(dict.fromkeys(WHAT_WAS_LEFT[p["mode"]] for p in plan["phases"] if p["rows"])) or "none left"
     return (f"Retry failed rows: {out['retry']} failed rows + {out['undone']} rows the budget stop left undone "
             f"(job #{j.id}) will be transformed: first what job #{j.id} had still to do ({what}), then the rows "
@@ -186,21 +167,36 @@ def run_transform_job(ctx, client=None) -> dict:
     if client is None:
         client = make_client(store, pid, ctx.job_id, opts)
     rowwise = opts.mode != "continue"  # progress in rows transformed (a continue counts kept rows to its target)
-    phases = plan_phases(store, pid, take_over(ctx, opts), ctx.job_id, commit=ctx.commit, count=rowwise)
+    planned, left = take_over(ctx, opts, llm=client is not None)
+    phases = plan_phases(store, pid, planned, ctx.job_id, commit=ctx.commit, count=rowwise)
     run = {"done": 0, "total": max(1, sum(p["rows"] for p in phases)) if rowwise else opts.target_size,
            "rowwise": rowwise}
     ctx.set_total(run["total"])
     done = [_run_phase(ctx, client, ph, run) for ph in phases]
     res, kept = done[-1], _kept(store, pid)
     extra = [{"job": ph["job"], "mode": ph["mode"], "run_id": ph["run_id"], **d} for ph, d in zip(phases, done)][:-1]
-    ctx.progress((f"done: {res['transformed']} failed rows retried, and {sum(d['transformed'] for d in extra)} "
-                  f"rows of job #{extra[-1]['job']}" if extra else
-                  f"done: {run['done']} rows transformed again") if rowwise else f"done: {kept} rows kept",
-                 done=run["done"] if rowwise else kept)
+    if not rowwise:
+        msg = f"done: {kept} rows kept"
+    elif extra:
+        msg = (f"done: {res['transformed']} failed rows retried, and {sum(d['transformed'] for d in extra)} rows of "
+               f"{_jobs([d['job'] for d in extra])}")
+    else:
+        msg = f"done: {run['done']} rows transformed again"
+    if left is not None:
+        msg += f"; job #{left} was paused by its budget, but {needs_provider(left)}"
+    ctx.log(msg)  # the job's message becomes "finished": the log keeps the summary
+    ctx.progress(msg, done=run["done"] if rowwise else min(kept, run["total"]))
     return {"run_id": phases[-1]["run_id"], "mode": opts.mode, "kept": kept, "target_size": opts.target_size,
             "datasets": res["datasets"], "rejected_by_reason": res["rejected_by_reason"],
-            "transformed": run["done"], "stopped": [s for d in done for s in d["stopped"]],
-            **({"continued": extra[-1]["job"], "phases": extra} if extra else {})}
+            "transformed": sum(d["transformed"] for d in done), "stopped": [s for d in done for s in d["stopped"]],
+            "summary": msg, **({"continued": extra[-1]["job"], "phases": extra} if extra else {}),
+            **({"left_paused": left} if left is not None else {})}
+
+
+def _jobs(ids: list[int]) -> str:
+    """"job #3", "jobs #3 and #5", "jobs #2, #3 and #5"."""
+    names = [f"#{i}" for i in dict.fromkeys(ids)]
+    return f"job {names[0]}" if len(names) == 1 else f"jobs {', '.join(names[:-1])} and {names[-1]}"
 
 
 def _run_phase(ctx, client, ph: dict, run: dict) -> dict:
@@ -211,7 +207,7 @@ def _run_phase(ctx, client, ph: dict, run: dict) -> dict:
     ids = None if mode == "continue" else set(ph["ids"])
     who = f"job #{ph['job']}'s rows, " if pre else ""
     kept = _kept(store, pid)
-    done = 0
+    done = credited = 0  # rows transformed; this phase's progress (continue: kept rows it added, at most its rows)
     summary: list[dict] = []
     for src in resolve_sources(store, pid, opts):
         if mode == "continue" and kept >= opts.target_size:
@@ -292,10 +288,15 @@ def _run_phase(ctx, client, ph: dict, run: dict) -> dict:
                            extra=lambda c, recs=recs, mv=prep.mapping_version: write_rows(c, pid, recs, mv))
                 processed += len(rows)
                 done += len(rows)
-                run["done"] += len(rows)
-                kept = _kept(store, pid)
+                now = _kept(store, pid)
+                gained, kept = now - kept, now
+                # a continue phase's share of a retry's total is the kept rows it adds (filtered rows do not count)
+                step = len(rows) if mode != "continue" else max(0, min(gained, ph["rows"] - credited))
+                credited += step
+                run["done"] += step
                 ctx.progress(f"{label}: {processed} rows transformed, {kept}/{opts.target_size} kept" if
-                             not run["rowwise"] else f"{label}: {run['done']} of {run['total']} rows transformed",
+                             not run["rowwise"] else f"{label}: {run['done']} of {run['total']} rows done" +
+                             (f" ({kept}/{opts.target_size} kept)" if mode == "continue" else ""),
                              done=run["done"] if run["rowwise"] else kept)
             if not probed and (processed >= opts.probe_size or exhausted) and processed:
                 probed = True

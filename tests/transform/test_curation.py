@@ -64,6 +64,23 @@ def test_write_rows_revises_by_identity_and_keeps_decisions(store):
     assert (r.status, r.output, r.decision, r.stale) == ("kept", "5", None, None)
 
 
+def test_the_preview_counts_what_the_run_does(store, project):
+    """The preview reads the job's own count (`phases.phase_todo`): a re-transform under a run id whose rows are
+    already there (a resume's) does nothing, and the preview says so; per dataset the same figures."""
+    run(store, project, target_size=10, run_id="mine")
+    new_plan_version(store, project)
+    same = TransformOptions(mode="retransform", run_id="mine", use_llm=False)
+    pre = preview_transform(store, project, same)
+    assert pre["retransform"] == 0 and pre["message"].startswith("Every row already follows")
+    assert run(store, project, mode="retransform", run_id="mine")["transformed"] == 0
+    pre = preview_transform(store, project, TransformOptions(mode="retransform", use_llm=False))
+    assert pre["retransform"] == 10 and [s["affected"] for s in pre["sources"]] == [10, 0]
+    assert run(store, project, mode="retransform")["transformed"] == 10
+    cont = preview_transform(store, project, TransformOptions(target_size=15, use_llm=False))
+    assert cont["new"] == 5 and [s["available"] for s in cont["sources"]] == [50, 40]
+    assert run(store, project, target_size=15)["transformed"] == 5
+
+
 def test_rerun_continue_and_retransform_keep_decisions(store, project):
     run(store, project, target_size=20)
     assert store.count_rows(project, status="kept") == 20

@@ -23,7 +23,7 @@ from datatune_core.transformation.run import preview_transform, start_transform
 
 from .conftest import row_from_request
 
-PHASE: dict = {}  # "retrying": the rows that failed answer properly from now on
+PHASE: dict = {}  # "retrying": the rows that failed answer properly from now on; "filtered": more filtered rows
 CALLS: list[tuple[str, str | None]] = []  # (question number, seed) of every per-row request the provider got
 
 
@@ -37,7 +37,7 @@ def _reply(req):
     CALLS.append((q, req.metadata.get("seed")))
     if q in ("Question 3", "Question 6") and not PHASE.get("retrying"):
         return "not JSON"  # a system failure (after the client's own repair attempt)
-    if q == "Question 5":
+    if q == "Question 5" or q in PHASE.get("filtered", ()):
         return {"input": row["question"], "output": "not an option"}  # filtered by the label check
     return {"input": row["question"] + "\nOptions:\n" + "\n".join(f"- {c}" for c in row["choices"]),
             "output": row["answer"]}
@@ -199,6 +199,11 @@ def test_a_new_retry_takes_over_a_paused_retry_and_its_phases(store, priced):
     j = store.get_job(third)
     assert j.status == "done" and j.result["transformed"] == pre["retry"] + pre["undone"]
     assert [p["job"] for p in j.result["phases"]] == [first, second]  # the first job's rows, then the second's
+    # the summary names every job it finished work for, not only the last one taken over
+    n = sum(p["transformed"] for p in j.result["phases"])
+    assert j.result["summary"] == (f"done: {j.result['transformed'] - n} failed rows retried, and {n} rows of jobs "
+                                   f"#{first} and #{second}")
+    assert j.result["summary"] in [lg["message"] for lg in store.job_logs(third)]
     assert store.get_job(second).message == f"continued by job #{third} (Retry failed rows)"
     assert store.get_job(first).message == f"continued by job #{second} (Retry failed rows)"
     assert store.count_rows(pid, status=("kept", "edited")) == 32 and store.count_rows(pid, status="rejected") == 0
@@ -233,3 +238,59 @@ def test_a_paused_retransform_is_finished_on_its_own_rows(store, priced):
     rows = store.list_rows(pid, limit=100)
     assert all(r.plan_version == v2 for r in rows) and not [r for r in rows if r.status == "rejected"]
     assert not _billed_twice(store, pid)
+
+
+def test_a_retry_without_a_language_model_leaves_a_paused_llm_job_resumable(store, priced):
+    pid = priced
+    paused = _budget_stop(store, pid)  # a per-row LLM job: its remaining rows need the provider
+    n_calls, n_rows = len(CALLS), store.count_rows(pid)
+    opts = TransformOptions(mode="retry-failed", max_datasets=1, use_llm=False)  # offline: no LLM client
+    pre = preview_transform(store, pid, opts)
+    assert (pre["continues"], pre["undone"], pre["retry"]) == (None, 0, 2)  # not taken over: only its own rows
+    assert pre["left_paused"] == paused
+    assert (f"Job #{paused} was paused by its budget, but the rows job #{paused} left undone need a language "
+            "model") in pre["message"]
+    assert pre["estimate"]["budget_stopped"] is None  # nothing of that job is counted or priced
+    job = start_transform(store, pid, opts, background=False)
+    j = store.get_job(job)
+    assert j.status == "done", (j.error, store.job_logs(job))
+    res = j.result
+    assert "continued" not in res and res["left_paused"] == paused and "need a language model" in res["summary"]
+    assert res["transformed"] == 2 and store.count_rows(pid) == n_rows  # its own failed rows (compiled template)
+    assert len(CALLS) == n_calls  # no model was asked
+    p = store.get_job(paused)
+    assert p.status == "paused" and p.message.startswith("Budget reached") and jobs.continued_by(p) is None
+    # the paused job is still its own to finish, once a provider (and more budget) is there
+    store.update_job(paused, config={**p.config, "budget_usd": None})
+    assert jobs.resume_job(store, paused, background=False).status == "done"
+    assert store.count_rows(pid, status=("kept", "edited")) == 30 and not _billed_twice(store, pid)
+
+
+def test_progress_never_passes_its_total_when_the_taken_over_rows_are_filtered(store, priced, monkeypatch):
+    pid = priced
+    paused = _budget_stop(store, pid)
+    n = store.count_rows(pid)
+    PHASE.update(retrying=True, filtered={f"Question {i}" for i in (n + 5, n + 8, n + 11)})  # rows asked afresh
+    seen: list[tuple[int | None, int | None]] = []
+    update = store.update_job
+
+    def spy(job_id, **kw):  # records the progress figures the job writes, and writes them
+        if "progress_done" in kw or "progress_total" in kw:
+            seen.append((kw.get("progress_done"), kw.get("progress_total")))
+        return update(job_id, **kw)
+
+    monkeypatch.setattr(store, "update_job", spy)
+    pre = preview_transform(store, pid, TransformOptions(mode="retry-failed", path="llm", max_datasets=1),
+                            estimate=False)
+    job = start_transform(store, pid, TransformOptions(mode="retry-failed", path="llm", max_datasets=1),
+                          background=False)
+    j = store.get_job(job)
+    assert j.status == "done" and j.result["continued"] == paused, (j.error, store.job_logs(job))
+    assert j.progress_total == pre["retry"] + pre["undone"]
+    assert j.result["transformed"] > j.progress_total  # the filtered rows were transformed too, but do not count
+    total = None
+    for d, t in seen:
+        total = t if t is not None else total
+        assert d is None or total is None or d <= total, seen
+    assert j.progress_done == j.progress_total  # the target was reached and every failed row retried
+    assert store.count_rows(pid, status="filtered") == 4
