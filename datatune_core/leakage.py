@@ -13,9 +13,9 @@ lines, a paragraph, a line without a "Q:"/"Input:" label — after `normalize_te
 - contains it, for test inputs of at least `MIN_CONTAIN_WORDS` words ("contains": the text inside a reformatted
   row such as "input\\nOptions:\\n- ..."),
 - or is a near duplicate of it: Jaccard similarity of word 1+2-gram shingles >= `threshold` (0.7: one word
-  changed in a 12-word input still matches), found with
-  MinHash LSH (datasketch) and confirmed on the exact Jaccard ("near"); the shingles are `text.text_shingles`, the
-  one near-duplicate definition.
+  changed in a 12-word input still matches), found and confirmed by `text.NearDuplicates` (MinHash LSH
+  candidates, the exact Jaccard decides: the one near-duplicate definition, also validation's and the quality
+  profile's) ("near"); texts under `MIN_NEAR_WORDS` words only match exactly or contained.
 Family exclusion: rows whose source dataset belongs to the evaluation unit's BIG-bench family (or a known overlap)
 leak too ("family").
 
@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from datatune_core.errors import UserError
-from datatune_core.text import jaccard, minhash, normalize_text, text_hash, text_shingles  # noqa: F401  (defined once in text.py)
+from datatune_core.text import (NearDuplicates, jaccard, minhash, normalize_text, text_hash,  # noqa: F401
+                                text_shingles)  # (defined once in text.py)
 from datatune_core.errors import LeakageError  # noqa: F401  (all exceptions live in errors.py)
 
 MIN_CONTAIN_WORDS = 5  # shorter test inputs only match exactly (or as a whole segment)
@@ -88,12 +89,10 @@ def row_hashes(row: dict) -> frozenset[str]:
     return frozenset(hs)
 
 
-def _minhash(text: str):
-    """The MinHash of a text long enough for the near check (MIN_NEAR_WORDS words), else None."""
+def _near_shingles(text: str) -> set[str] | None:
+    """The shingles of a text long enough for the near check (MIN_NEAR_WORDS words), else None."""
     sh = text_shingles(text)
-    if len(sh) < 2 * MIN_NEAR_WORDS - 1:
-        return None
-    return minhash(sh, NUM_PERM)
+    return sh if len(sh) >= 2 * MIN_NEAR_WORDS - 1 else None
 
 
 @dataclass
@@ -110,32 +109,27 @@ class Leak:
 
 
 class LeakIndex:
-    """Every test input of one or more test sets, ready to match training texts against."""
+    """Every test input of one or more test sets, ready to match training texts against (`threshold` above 1:
+    exact and contained copies only)."""
 
     def __init__(self, tests: Sequence[str], *, name: str = "the test set", threshold: float = NEAR_THRESHOLD):
-        from datasketch import MinHashLSH
-
         self.name, self.threshold = name, threshold
         self.tests = [str(t) for t in tests]
         self.exact: dict[str, int] = {}
         self.long: list[tuple[str, int]] = []
-        # 16 bands of 4 rows: a pair at Jaccard 0.7 becomes a candidate with p ~ 0.99; candidates are then
-        # confirmed on the exact Jaccard of their shingle sets
-        self.lsh = MinHashLSH(num_perm=NUM_PERM, params=(16, 4))
-        self.sh: dict[str, set[str]] = {}
+        # the one near-duplicate index (text.py), keys (test, variant); a threshold above 1 turns the near check off
+        self.near = NearDuplicates(threshold, NUM_PERM) if threshold <= 1 else None
         for i, t in enumerate(self.tests):
-            for s in {t, _OPTIONS.split(t, 1)[0]}:
+            for k, s in enumerate(dict.fromkeys([t, _OPTIONS.split(t, 1)[0]])):
                 n = normalize_text(s)
                 if not n:
                     continue
                 self.exact.setdefault(text_hash(s), i)
                 if len(_WORD.findall(n)) >= MIN_CONTAIN_WORDS:
                     self.long.append((n, i))
-                m = _minhash(s)
-                key = f"t{i}:{len(self.sh)}"
-                if m is not None and key not in self.sh:
-                    self.lsh.insert(key, m)
-                    self.sh[key] = text_shingles(s)
+                sh = _near_shingles(s) if self.near is not None else None
+                if sh is not None:
+                    self.near.add((i, k), sh)
 
     @property
     def hashes(self) -> set[str]:
@@ -159,17 +153,13 @@ class LeakIndex:
         for n, i in self.long:
             if n in whole:
                 return i, "contains", f"contains test input {i + 1} of {self.name} (\"{self._quote(i)}\")"
-        for s in segs:
-            m = _minhash(s)
-            if m is None:
-                continue
-            mine = text_shingles(s)
-            for key in self.lsh.query(m):
-                j = jaccard(mine, self.sh[key])
-                if j >= self.threshold:
-                    i = int(key[1:].split(":", 1)[0])
-                    return i, "near", (f"is a near copy (similarity {j:.2f}) of test input {i + 1} of {self.name} "
-                                       f"(\"{self._quote(i)}\")")
+        for s in segs if self.near is not None else ():
+            sh = _near_shingles(s)
+            hit = self.near.match(sh) if sh is not None else None
+            if hit is not None:
+                (i, _), j = hit
+                return i, "near", (f"is a near copy (similarity {j:.2f}) of test input {i + 1} of {self.name} "
+                                   f"(\"{self._quote(i)}\")")
         return None
 
     def find(self, rows: Iterable[dict], fields: Sequence[str] = ("input", "output")) -> list[Leak]:

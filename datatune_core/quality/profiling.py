@@ -9,7 +9,8 @@ a reference source ("eval:<unit>"), and computes for each source a `SourceProfil
 * semantic diversity: mean pairwise cosine distance of MiniLM embeddings of the inputs (a sample);
 * input/output length distributions (tokens) and, for classification-like outputs, the label balance;
 * near-duplicate rate (MinHash LSH over input word bigrams, verified with exact Jaccard) and exact
-  duplicate rate; overlap with the evaluation unit's test inputs (exact `text.text_hash` and near);
+  duplicate rate; overlap with the evaluation unit's test inputs (exact `text.text_hash`, and "near": what the
+  training leakage guard `leakage.LeakIndex` finds, exact, contained or near copies);
 * difficulty (`judge.py`): an LLM judge's 1-5 ratings or the base model's output loss, on a sample.
 
 Samples are drawn by one seeded global order, so the mix's sample is a subset of its sources' samples and no
@@ -34,7 +35,7 @@ import numpy as np
 from datatune_core.quality.diversity import (distinct_n, exact_duplicate_flags, label_balance, length_summary,
                                             mean_pairwise_distance, near_duplicate_flags, tokenize,
                                             unique_bigrams_per_example)
-from datatune_core.text import NearDuplicates, minhashes, text_shingles
+from datatune_core.text import minhashes, text_shingles
 from datatune_core.errors import UserError
 from datatune_core.quality.judge import LOSS_NOTE, Rated, loss_values, rate_pairs, summarise
 from datatune_core.quality.report import MIX, QualityConfig, QualityProfile, SourceProfile
@@ -196,7 +197,7 @@ def profile(data: Any, *, config: QualityConfig | None = None, eval_task: str | 
             sp.eval_overlap, sp.eval_overlap_rate = hits, hits / len(idx)
         sources.append(sp)
     if eval_task:
-        _near_eval_overlap(sources, groups, sh, mh, cfg)
+        _near_eval_overlap(sources, groups, rows, cfg)
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     return QualityProfile(name=name, sources=sources, config=cfg.to_dict(), eval_task=eval_task, timings=timings)
@@ -229,20 +230,24 @@ def _profile_source(name: str, kind: str, idx: list[int], rows: list[_Row], toks
         near_duplicate_rate=sum(near) / len(idx), exact_duplicate_rate=sum(exact) / len(idx))
 
 
-def _near_eval_overlap(sources: list[SourceProfile], groups: dict[str, list[int]], sh: list[set[str]], mh: list,
+def _near_eval_overlap(sources: list[SourceProfile], groups: dict[str, list[int]], rows: list[_Row],
                        cfg: QualityConfig) -> None:
-    """Share of each source's rows whose input is a near-duplicate (Jaccard >= threshold) of an eval test input."""
+    """Share of each source's rows whose input leaks an eval test input by the training leakage guard's own
+    check (`leakage.LeakIndex` over the eval rows' inputs, at the profile's `near_dup_threshold`, 0.7 by default
+    like the guard's `leakage.NEAR_THRESHOLD`): an exact, contained or near copy (word-shingle Jaccard >= the
+    threshold, `text.NearDuplicates`) of a test input, in the input or one segment of it (its stem before an
+    options list, a line, a paragraph). So the rate counts the rows training would refuse at that threshold."""
+    from datatune_core.leakage import LeakIndex
+
     ev = next((s for s in sources if s.kind == "eval"), None)
     if ev is None:
         return
-    tests = NearDuplicates(cfg.near_dup_threshold, cfg.num_perm)
-    for i in groups[ev.name]:
-        tests.add(i, sh[i], mh[i])
+    tests = LeakIndex([rows[i].input for i in groups[ev.name]], name=ev.name, threshold=cfg.near_dup_threshold)
     near: dict[int, bool] = {}  # row -> near an eval test input; each row is checked once (sources share the mix)
     for sp in sources:
         if sp.kind == "eval":
             continue
         for i in groups[sp.name]:
             if i not in near:
-                near[i] = tests.match(sh[i], mh[i]) is not None
+                near[i] = tests.match(rows[i].input) is not None
         sp.eval_near_overlap_rate = sum(near[i] for i in groups[sp.name]) / len(groups[sp.name])

@@ -1,17 +1,20 @@
-"""One home per concern (issue 16): validation and the quality profile share one near-duplicate definition
-(`text.NearDuplicates` / `text.near_duplicate_flags`), and the validator's eval-overlap filter is the training
-leakage guard (`leakage.LeakIndex`): on the same texts, at the same threshold, they decide the same."""
+"""One home per concern (issue 16): validation, the quality profile and the leakage guard share one near-duplicate
+definition (`text.NearDuplicates` / `text.near_duplicate_flags`; `leakage.LeakIndex` matches near copies with
+`text.NearDuplicates`), and the validator's eval-overlap filter and the profile's evaluation overlap are the
+training leakage guard (`leakage.LeakIndex`): on the same texts, at the same threshold, they decide the same."""
 
 from __future__ import annotations
 
 import pytest
 
 from datatune_core.errors import LeakageError
+from datatune_core.leakage import LeakIndex
 from datatune_core.quality.profiling import profile
 from datatune_core.quality.report import QualityConfig
-from datatune_core.text import jaccard, text_shingles
+from datatune_core.text import NearDuplicates, jaccard, text_shingles
 from datatune_core.training.data import filter_leakage
 from datatune_core.transformation.validate import RowValidator, ValidationConfig
+from tests.quality.conftest import write_mini_unit
 
 A = "Does the old lighthouse on the northern cliff still guide the fishing boats home at night"
 B = "Does the old lighthouse on the northern cliff still guide the fishing boats home at dawn"
@@ -58,3 +61,34 @@ def test_the_validators_eval_overlap_and_the_training_guard_agree_on_a_reformatt
     assert RowValidator(eval_texts=[TEST]).check(other, "yes") is None
     assert filter_leakage([{"input": other, "output": "yes"}], [], refuse_texts=[TEST]) == (
         [{"input": other, "output": "yes"}], 0)
+
+
+def test_the_leakage_guard_and_the_near_duplicate_index_agree_at_the_same_threshold():
+    j = jaccard(text_shingles(A), text_shingles(B))
+    for threshold, near in ((j - 0.05, True), (min(1.0, j + 0.05), False)):
+        index = LeakIndex([A], threshold=threshold)
+        assert isinstance(index.near, NearDuplicates)  # the guard's near copies are text.py's near duplicates
+        hit = index.match(B)
+        assert (hit is not None and hit[1] == "near") is near
+        ours = NearDuplicates(threshold)
+        ours.add("a", text_shingles(A))
+        assert (ours.match(text_shingles(B)) is not None) is near
+
+
+def test_the_profiles_eval_overlap_is_what_the_leakage_guard_refuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATATUNE_BIGBENCH_DIR", str(write_mini_unit(tmp_path / "bb")))
+    test = "Can a small rock sing long opera songs on the big stage tonight?"  # a test input of the unit
+    rows = [{"input": "Think about what stones can and cannot do before you answer with yes or no.\n\n" + test,
+             "output": "no"},  # the test input as one paragraph: far from it as a whole text
+            {"input": test.replace("tonight", "today"), "output": "no"},  # one word changed
+            {"input": "Do rivers flow uphill in the evening light?", "output": "no"}]
+    assert jaccard(text_shingles(rows[0]["input"]), text_shingles(test)) < QualityConfig().near_dup_threshold
+    p = profile(rows, config=QualityConfig(embed=False, difficulty="none"), eval_task="mini_yesno")
+    refused = []
+    for r in rows:
+        try:
+            filter_leakage([r], [], refuse_texts=[test])
+        except LeakageError:
+            refused.append(r)
+    assert refused == rows[:2]
+    assert p.main.eval_near_overlap_rate == pytest.approx(2 / 3)  # the same two rows
