@@ -51,6 +51,7 @@ class FusionWeights:
     w_ex_main: float = 0.0
     kind_boost: float = 1.0  # score multiplier for records whose tags match the inferred task kind
     family_decay: float = 1.0  # the n-th record of one family (e.g. 61 natural_instructions subtasks) x decay**n
+    subtask_factor: float = 1.0  # score multiplier for subtasks of a container task (see subtask_mask)
 
     def weight(self, signal: str) -> float:
         return {"bm25": self.w_bm25, "dense": self.w_dense, "pop": self.w_pop, "ex_samples": self.w_ex_samples,
@@ -109,8 +110,28 @@ def kind_match(record: DatasetRecord, kind: str | None) -> bool:
     return any(t in tags for t in KIND_TAGS.get(kind, ()))
 
 
+SUBTASK_MIN = 5  # a family of at least this many records is a container task (natural_instructions, gem)
+
+
+def subtask_mask(index: SearchIndex) -> np.ndarray:
+    """True for each record that is one of many subtasks of a container task (its family has SUBTASK_MIN+ records).
+
+    Such subtasks (61 natural_instructions prompts, 13 GEM sets) share vocabulary with many task prompts and
+    crowd out the datasets a prompt is about; the factor lowers them a little, never hides them."""
+    cached = getattr(index, "_subtask_mask", None)
+    if cached is not None and len(cached) == len(index.records):
+        return cached
+    counts: dict[str, int] = {}
+    for r in index.records:
+        if r.family:
+            counts[r.family] = counts.get(r.family, 0) + 1
+    mask = np.array([bool(r.family) and counts[r.family] >= SUBTASK_MIN for r in index.records], dtype=bool)
+    index._subtask_mask = mask  # the records never change after the index is built
+    return mask
+
+
 def fuse_features(index: SearchIndex, feats: QueryFeatures, fusion: FusionWeights) -> dict[int, float]:
-    """Weighted RRF of the signals' rankings, then the language and task-kind soft constraints."""
+    """Weighted RRF of the signals' rankings, then the subtask, language and task-kind soft constraints."""
     scores: dict[int, float] = {}
     for s, ranking in feats.rankings.items():
         w = fusion.weight(s)
@@ -120,8 +141,11 @@ def fuse_features(index: SearchIndex, feats: QueryFeatures, fusion: FusionWeight
         for r, item in enumerate(popularity_order(index, list(scores))):
             scores[item] += fusion.w_pop / (fusion.k + r + 1)
     parsed = feats.parsed
+    subtask = subtask_mask(index) if fusion.subtask_factor != 1.0 else None
     for i in scores:
         rec = index.records[i]
+        if subtask is not None and subtask[i]:
+            scores[i] *= fusion.subtask_factor
         if fusion.foreign_factor != 1.0 and is_foreign(rec, parsed):
             scores[i] *= fusion.foreign_factor
         if fusion.kind_boost != 1.0 and kind_match(rec, parsed.kind):
@@ -177,6 +201,8 @@ def explain(index: SearchIndex, pos: int, feats: QueryFeatures, rank: int | None
     out["language"] = "other" if is_foreign(rec, parsed) else "match"
     out["task_kind"] = parsed.kind if kind_match(rec, parsed.kind) else None
     out["rows_available"] = rec.has_rows()
+    if subtask_mask(index)[pos]:
+        out["subtask_of"] = [rec.family, sum(r.family == rec.family for r in index.records)]
     out["summary"] = explanation_sentence(out, rec, parsed, rank)
     return out
 
@@ -207,6 +233,10 @@ def explanation_sentence(e: dict, rec: DatasetRecord, parsed: ParsedQuery, rank:
         parts.append(f"Its description is close in meaning to your task (similarity {d:.2f}).")
     if e.get("task_kind"):
         parts.append(f"Tagged for {e['task_kind']} tasks, like yours.")
+    if e.get("subtask_of"):
+        fam, n = e["subtask_of"]
+        parts.append(f"It is one of {n} subtasks of {fam}, ranked a little lower so that they do not crowd out "
+                     "the datasets your task is about.")
     if e.get("language") == "other":
         parts.append(f"Ranked lower: its language ({', '.join(rec.languages[:3])}) is not your task's.")
     parts.append("Its rows are available here." if e.get("rows_available") else

@@ -161,3 +161,29 @@ def test_family_decay_lets_one_family_not_fill_the_list():
     diversify(scores, fams, 0.5)
     assert scores == {0: 1.0, 1: 0.45, 2: 0.2, 3: 0.5}
     assert sorted(scores, key=lambda i: -scores[i]) == [0, 3, 1, 2]
+
+
+def test_subtask_factor_lowers_a_container_tasks_subtasks_not_others(tmp_path):
+    """Five prompts of one container task (a family of SUBTASK_MIN records) word a review-sentiment task like the
+    one standalone dataset does; the factor lets the dataset come first without hiding the subtasks."""
+    from datatune_core.retrieval.index import load_index
+    from datatune_core.retrieval.score import SUBTASK_MIN, subtask_mask
+    from datatune_core.retrieval.search import hybrid_rank
+
+    subs = [dict(_rec(f"suite/review_sentiment_{n}", f"Prompt {n}: classify review sentiment as positive or "
+                      "negative, answer with the label.", ["en"]), family="suite") for n in range(SUBTASK_MIN)]
+    pair = [dict(_rec(f"pair/{n}", "A pair of short stories about boats.", ["en"]), family="pair") for n in range(2)]
+    alone = _rec("review_polarity", "Reviews with sentiment labels positive or negative.", ["en"])
+    index = load_index([write_catalog(tmp_path / "c.jsonl", subs + pair + [alone])], home=tmp_path / "home")
+    mask = dict(zip((r.id for r in index.records), subtask_mask(index)))
+    assert all(mask[s["id"]] for s in subs) and not any(mask[p["id"]] for p in pair) and not mask["review_polarity"]
+    q = parse_query("classify review sentiment as positive or negative")
+    flat = FusionWeights(w_bm25=1.0, w_dense=1.0, k=5.0)
+    low = FusionWeights(w_bm25=1.0, w_dense=1.0, k=5.0, subtask_factor=0.3)
+    a = [c.record.id for c in hybrid_rank(index, q, flat)]
+    b = [c.record.id for c in hybrid_rank(index, q, low)]
+    assert a.index("review_polarity") > 0  # the subtasks' wording wins without the factor
+    assert b[0] == "review_polarity" and set(a) == set(b)  # lowered, not removed
+    cands = {c.record.id: c for c in search(q.text, top_k=8, rerank=False, index=index, fusion=low).candidates}
+    assert "one of 5 subtasks of suite" in cands["suite/review_sentiment_0"].explanation["summary"]
+    assert "subtasks" not in cands["review_polarity"].explanation["summary"]
