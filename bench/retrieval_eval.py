@@ -116,7 +116,7 @@ class Prepared:
         self.keep = np.array([i not in excluded for i in self.ids])
         self.foreign = np.array([is_foreign(index.records[i], parsed) for i in pool])
         self.kind_ok = np.array([kind_match(index.records[i], parsed.kind) for i in pool])
-        self.subtask = subtask_mask(index)[self.pool] if len(pool) else np.zeros(0, dtype=bool)
+        self.subtask = subtask_mask(index)[self.pool]
         fams = [index.records[i].family for i in pool]
         codes = {f: n for n, f in enumerate(dict.fromkeys(f for f in fams if f))}
         self.family = np.array([codes[f] if f else -1 for f in fams], dtype=int)

@@ -17,6 +17,7 @@ up-weighted. The weights are chosen by leave-one-query-kind-out cross-validation
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,20 +114,24 @@ def kind_match(record: DatasetRecord, kind: str | None) -> bool:
 SUBTASK_MIN = 5  # a family of at least this many records is a container task (natural_instructions, gem)
 
 
+def family_sizes(index: SearchIndex) -> Counter[str]:
+    """How many records of the index share each family (cached: an index's records never change once built)."""
+    sizes = getattr(index, "_family_sizes", None)
+    if sizes is None:
+        sizes = index._family_sizes = Counter(r.family for r in index.records if r.family)
+    return sizes
+
+
 def subtask_mask(index: SearchIndex) -> np.ndarray:
     """True for each record that is one of many subtasks of a container task (its family has SUBTASK_MIN+ records).
 
     Such subtasks (61 natural_instructions prompts, 13 GEM sets) share vocabulary with many task prompts and
     crowd out the datasets a prompt is about; the factor lowers them a little, never hides them."""
-    cached = getattr(index, "_subtask_mask", None)
-    if cached is not None and len(cached) == len(index.records):
-        return cached
-    counts: dict[str, int] = {}
-    for r in index.records:
-        if r.family:
-            counts[r.family] = counts.get(r.family, 0) + 1
-    mask = np.array([bool(r.family) and counts[r.family] >= SUBTASK_MIN for r in index.records], dtype=bool)
-    index._subtask_mask = mask  # the records never change after the index is built
+    mask = getattr(index, "_subtask_mask", None)
+    if mask is None:
+        sizes = family_sizes(index)
+        mask = index._subtask_mask = np.array([sizes[r.family] >= SUBTASK_MIN if r.family else False
+                                               for r in index.records], dtype=bool)
     return mask
 
 
@@ -177,9 +182,11 @@ def _word_stems(index: SearchIndex, words: list[str]) -> dict[str, str]:
     return {w: stem(w.lower()) for w in words if w.lower() not in stop}
 
 
-def explain(index: SearchIndex, pos: int, feats: QueryFeatures, rank: int | None = None) -> dict:
+def explain(index: SearchIndex, pos: int, feats: QueryFeatures, rank: int | None = None,
+            fusion: FusionWeights | None = None) -> dict:
     """Why record `pos` ranks where it does, from the search itself (no LLM): matched words per field, matching
-    tags, similarity of the user's examples to its sample rows, language, task kind and whether rows are here."""
+    tags, similarity of the user's examples to its sample rows, language, task kind, whether rows are here and
+    whether `fusion` lowered it as one of a container task's subtasks."""
     rec = index.records[pos]
     parsed = feats.parsed
     words = list(dict.fromkeys(re.findall(r"[^\W_]{3,}", parsed.keywords + " " + parsed.examples_text[:300])))
@@ -201,8 +208,8 @@ def explain(index: SearchIndex, pos: int, feats: QueryFeatures, rank: int | None
     out["language"] = "other" if is_foreign(rec, parsed) else "match"
     out["task_kind"] = parsed.kind if kind_match(rec, parsed.kind) else None
     out["rows_available"] = rec.has_rows()
-    if subtask_mask(index)[pos]:
-        out["subtask_of"] = [rec.family, sum(r.family == rec.family for r in index.records)]
+    if fusion is not None and fusion.subtask_factor < 1.0 and subtask_mask(index)[pos]:
+        out["subtask_of"] = [rec.family, family_sizes(index)[rec.family]]
     out["summary"] = explanation_sentence(out, rec, parsed, rank)
     return out
 

@@ -132,7 +132,7 @@ def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeig
 
 
 def explain_candidates(index: SearchIndex, query: str | ParsedQuery, candidates: list[Candidate],
-                       feats: QueryFeatures | None = None) -> None:
+                       feats: QueryFeatures | None = None, fusion: FusionWeights | None = None) -> None:
     """Attach the search's own explanation to each candidate (matched words and fields, tags, example
     similarity, language, rows available): what the cards show when no LLM reranks."""
     parsed = _parsed(query)
@@ -140,7 +140,7 @@ def explain_candidates(index: SearchIndex, query: str | ParsedQuery, candidates:
     for rank, c in enumerate(candidates, 1):
         pos = index.pos.get(c.record.id)
         if pos is not None:
-            c.explanation = explain(index, pos, feats, rank)
+            c.explanation = explain(index, pos, feats, rank, fusion or DEFAULT_FUSION)
         else:  # a Hub search result, not in the local index
             c.explanation = {"summary": "Found by the Hugging Face Hub's own search for your task; its rows are "
                                         "streamed from the Hub.", "rows_available": True, "matched": {}, "tags": []}
@@ -241,7 +241,7 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
         result.notes.extend(out.notes)
     result.candidates = pool[:top_k]
     if feats is not None:
-        explain_candidates(idx, parsed, result.candidates, feats)
+        explain_candidates(idx, parsed, result.candidates, feats, fusion)
     return result
 
 

@@ -187,3 +187,5 @@ def test_subtask_factor_lowers_a_container_tasks_subtasks_not_others(tmp_path):
     cands = {c.record.id: c for c in search(q.text, top_k=8, rerank=False, index=index, fusion=low).candidates}
     assert "one of 5 subtasks of suite" in cands["suite/review_sentiment_0"].explanation["summary"]
     assert "subtasks" not in cands["review_polarity"].explanation["summary"]
+    flat_cands = {c.record.id: c for c in search(q.text, top_k=8, rerank=False, index=index, fusion=flat).candidates}
+    assert "subtasks" not in flat_cands["suite/review_sentiment_0"].explanation["summary"]  # not lowered: not said
