@@ -32,6 +32,7 @@ class TestRow:
     """One test row. `options`: the answers scored by log-likelihood (None: generate); `shown`: choices shown in
     the prompt (None: parsed from the input; [] none)."""
 
+    __test__ = False  # not a pytest test class, despite its name
     index: int
     input: str
     expected: str
