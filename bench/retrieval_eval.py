@@ -9,9 +9,11 @@ of every BIG-bench catalog record, read at run time, nothing else; the answer is
 as examples are rows 4 and 5 of the record's first config, never the catalog's sample rows.
 
 Figures: BM25 alone and dense MiniLM alone over the whole query text (the baselines), the previous shipped
-hybrid (BM25 + dense + popularity, weights tuned on the seed 45), and the field-aware hybrid with weights chosen
-by leave-one-kind-out cross-validation (tuned on the other kinds, scored on the held-out kind), plus the
-weights tuned on all kinds (in-sample, what ships). Query latency p50/p95 of the hybrid (parse + signals + fusion).
+hybrid (BM25 + dense + popularity, weights tuned on the seed 45), the weighted RRF of the field-aware signals
+(weights by coordinate ascent) and the learned fusion (a logistic model over the same signals, the default,
+datatune_core/retrieval/learned.py), each fitted leave-one-kind-out (on the other kinds, scored on the held-out
+kind) and on all kinds (in-sample, what ships; `--write-model` saves the learned one). Query latency p50/p95 of
+the hybrid (parse + signals + fusion).
 The last line is one JSON object.
 
     .venv/bin/python bench/retrieval_eval.py [--home /tmp/datatune-bench] [--smoke] [--show task-prompt]
@@ -20,7 +22,6 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import multiprocessing
 import os
@@ -43,6 +44,8 @@ from datatune_core.retrieval.documents import IndexConfig  # noqa: E402
 from datatune_core.retrieval.index import load_index  # noqa: E402
 from datatune_core.retrieval.score import (FusionWeights, fuse_features, is_foreign, kind_match,  # noqa: E402
                                        popularity_order, query_features, subtask_mask)
+from datatune_core.retrieval.learned import (MODEL_PATH, LearnedFusion, load_model, pool_features,  # noqa: E402
+                                         pool_of)
 
 LABELS = ROOT / "bench" / "data" / "retrieval_queries.jsonl"
 PREVIOUS = FusionWeights(w_bm25=1.0, w_dense=3.0, k=5.0, w_pop=1.0, foreign_factor=0.5)  # shipped before issue 15
@@ -103,7 +106,7 @@ class Prepared:
         self.baselines = {}
         for mode in ("bm25", "dense"):
             self.baselines[mode] = [c.record.id for c in hybrid_rank(index, parsed, mode=mode)]
-        pool = list(dict.fromkeys(itertools.chain.from_iterable(feats.rankings.values())))
+        pool = pool_of(feats)
         if q.get("eval_task"):
             guard = LeakageGuard.for_unit(q["eval_task"])
             excluded |= {index.records[i].id for i in pool if _overlap_cached(guard, index.records[i])}
@@ -126,9 +129,13 @@ class Prepared:
             for j, item in enumerate(ranking):
                 r[self.pos_in_pool[item]] = j + 1
             self.ranks[s] = r
+        self.X = pool_features(index, feats, pool)  # the learned fusion's features (learned.py)
         self.feats, self.parsed, self.index = feats, parsed, index
 
-    def order(self, f: FusionWeights) -> np.ndarray:
+    def order(self, f: FusionWeights | LearnedFusion) -> np.ndarray:
+        if isinstance(f, LearnedFusion):
+            prob = f.probabilities(self.X) * np.where(self.foreign, f.foreign_factor, 1.0)
+            return self._decayed(prob, f.family_decay)
         score = np.zeros(len(self.pool))
         for s, r in self.ranks.items():
             w = f.weight(s)
@@ -136,14 +143,19 @@ class Prepared:
                 score += w / (f.k + r)
         score *= np.where(self.foreign, f.foreign_factor, 1.0) * np.where(self.kind_ok, f.kind_boost, 1.0)
         score *= np.where(self.subtask, f.subtask_factor, 1.0)
-        if f.family_decay != 1.0 and (self.family >= 0).any():  # same rule as searchscore.diversify
+        return self._decayed(score, f.family_decay)
+
+    def _decayed(self, score: np.ndarray, decay: float) -> np.ndarray:
+        """The pool in score order after the family decay, leakage-excluded records dropped."""
+        score = score.copy()
+        if decay != 1.0 and (self.family >= 0).any():  # same rule as score.diversify
             order = np.lexsort((self.pool, -score))
             seen: dict[int, int] = {}
             for j in order:
                 fam = int(self.family[j])
                 if fam >= 0 and score[j] > 0:
                     n = seen.get(fam, 0)
-                    score[j] *= f.family_decay ** n
+                    score[j] *= decay ** n
                     seen[fam] = n + 1
         score[~self.keep] = -1.0
         order = np.lexsort((self.pool, -score))
@@ -208,6 +220,31 @@ def tune_from(prepared: list[Prepared], begin: list[FusionWeights], passes: int)
     return max(tuned, key=lambda f: objective(prepared, f))
 
 
+LEARNED_C = 0.01  # inverse regularization of the learned fusion (0.005-0.02 measured alike, docs/benchmarks)
+LEARNED_DECAY = 0.8
+LEARNED_FOREIGN = 0.7  # kept outside the fit, as in the RRF: macro alike with 1.0, task prompts better
+
+
+def fit_learned(prepared: list[Prepared], c: float = LEARNED_C, decay: float = LEARNED_DECAY,
+                foreign: float = LEARNED_FOREIGN) -> LearnedFusion:
+    """A logistic model of "is this pool record relevant" over learned.FEATURES: every kind weighs the same,
+    relevant and other records weigh the same (balanced), leakage-excluded records count as not relevant."""
+    from collections import Counter
+
+    from sklearn.linear_model import LogisticRegression
+
+    kinds = Counter(p.kind for p in prepared)
+    x = np.concatenate([p.X for p in prepared])
+    y = np.concatenate([p.rel & p.keep for p in prepared])
+    w = np.concatenate([np.full(len(p.pool), 1.0 / kinds[p.kind]) for p in prepared])
+    mean, scale = x.mean(0), x.std(0) + 1e-9
+    m = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+    m.fit((x - mean) / scale, y, sample_weight=w)
+    return LearnedFusion(coef=[round(float(v), 6) for v in m.coef_[0]], intercept=round(float(m.intercept_[0]), 6),
+                         mean=[round(float(v), 6) for v in mean], scale=[round(float(v), 6) for v in scale],
+                         family_decay=decay, foreign_factor=foreign, c=c, fitted_on=dict(sorted(kinds.items())))
+
+
 _FOLD_STATE: dict = {}
 
 
@@ -222,6 +259,8 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="4 queries per kind, one tuning pass (CI).")
     ap.add_argument("--embedder", default="minilm", help="Dense encoder: minilm (default) or mpnet.")
     ap.add_argument("--show", default=None, help="Print each query of this kind: first relevant rank, top 5 (LOKO).")
+    ap.add_argument("--write-model", action="store_true",
+                    help=f"Save the learned fusion fitted on every kind to {MODEL_PATH.relative_to(ROOT)}.")
     args = ap.parse_args()
     os.environ["DATATUNE_HOME"] = args.home
     paths = default_catalog_paths(args.home)
@@ -244,8 +283,12 @@ def main() -> None:
             done = dict(pool.map(_fold, folds))
     loko: dict[str, FusionWeights] = {k: done[k] for k in kinds}
     final = done[None]
-    rows, results = [], {"kinds": {}, "fusion": asdict(final), "loko_fusion": {k: asdict(v) for k, v in loko.items()}}
-    cols = ("bm25", "dense", "previous hybrid", "hybrid (LOKO CV)", "hybrid (all kinds, in-sample)")
+    learned_loko = {k: fit_learned([p for p in prepared if p.kind != k]) for k in kinds}
+    learned = fit_learned(prepared)
+    rows, results = [], {"kinds": {}, "fusion": asdict(final), "loko_fusion": {k: asdict(v) for k, v in loko.items()},
+                         "learned_c": LEARNED_C, "learned_decay": LEARNED_DECAY, "learned_foreign": LEARNED_FOREIGN}
+    cols = ("bm25", "dense", "previous hybrid", "rrf (LOKO CV)", "rrf (all kinds)", "learned (LOKO CV)",
+            "learned (all kinds)")
     for k in kinds + ["all (macro)"]:
         ps = [p for p in prepared if p.kind == k] if k != "all (macro)" else prepared
         if k == "all (macro)":
@@ -255,30 +298,38 @@ def main() -> None:
             r = {"bm25": mean([score_list(p, p.baselines["bm25"]) for p in ps]),
                  "dense": mean([score_list(p, p.baselines["dense"]) for p in ps]),
                  "previous hybrid": mean([score_fusion(p, PREVIOUS) for p in ps]),
-                 "hybrid (LOKO CV)": mean([score_fusion(p, loko[k]) for p in ps]),
-                 "hybrid (all kinds, in-sample)": mean([score_fusion(p, final) for p in ps])}
+                 "rrf (LOKO CV)": mean([score_fusion(p, loko[k]) for p in ps]),
+                 "rrf (all kinds)": mean([score_fusion(p, final) for p in ps]),
+                 "learned (LOKO CV)": mean([score_fusion(p, learned_loko[k]) for p in ps]),
+                 "learned (all kinds)": mean([score_fusion(p, learned) for p in ps])}
         results["kinds"][k] = r
         rows.append((k, len(ps), r))
-    print(f"\n{'kind':16s} {'n':>4s} " + " ".join(f"{c:>22s}" for c in cols))
+    print(f"\n{'kind':16s} {'n':>4s} " + " ".join(f"{c:>19s}" for c in cols))
     for k, n, r in rows:
-        print(f"{k:16s} {n:4d} " + " ".join(f"{r[c]['R@5']:>10.3f} / {r[c]['MRR']:<9.3f}" for c in cols))
-    print("(each cell: R@5 / MRR; LOKO = weights tuned on the other kinds, scored on this one)")
-    for p in [p for p in prepared if p.kind == args.show]:  # where a kind fails, under its held-out weights
-        top = [p.ids[j] for j in p.order(loko[p.kind])[:50]]
+        print(f"{k:16s} {n:4d} " + " ".join(f"{r[c]['R@5']:>8.3f} / {r[c]['MRR']:<8.3f}" for c in cols))
+    print("(each cell: R@5 / MRR; LOKO = fitted on the other kinds, scored on this one; hybrid = learned)")
+    for p in [p for p in prepared if p.kind == args.show]:  # where a kind fails, under its held-out model
+        top = [p.ids[j] for j in p.order(learned_loko[p.kind])[:50]]
         first = next((i + 1 for i, x in enumerate(top) if x in p.relevant), None)
         print(f"{p.qid}: first relevant at {first or '>50'}; top 5: {', '.join(top[:5])}")
     lat = []
     for p in prepared[:: max(1, len(prepared) // 60)]:  # end-to-end hybrid latency on fresh query text
         t = time.perf_counter()
-        hybrid_rank(index, parse_query(p.parsed.instruction + " ", p.parsed.examples), final)
+        hybrid_rank(index, parse_query(p.parsed.instruction + " ", p.parsed.examples), learned)
         lat.append((time.perf_counter() - t) * 1000)
     results["latency_ms"] = {"p50": round(float(np.percentile(lat, 50)), 1),
                              "p95": round(float(np.percentile(lat, 95)), 1), "n": len(lat)}
     print(f"hybrid query latency: p50 {results['latency_ms']['p50']} ms, p95 {results['latency_ms']['p95']} ms "
           f"({len(lat)} queries, fresh text: the encoder runs)")
-    print(f"weights (all kinds): {final}")
+    print(f"rrf weights (all kinds): {final}")
     if not args.smoke and args.embedder == "minilm" and asdict(final) != asdict(DEFAULT_FUSION):
         print("note: the shipped DEFAULT_FUSION (datatune_core/retrieval/search.py) differs from these weights")
+    if args.write_model and not args.smoke:
+        learned.save(MODEL_PATH)
+        print(f"wrote the learned fusion to {MODEL_PATH}")
+    elif not args.smoke and args.embedder == "minilm" and (load_model() is None or
+                                                            load_model().coef != learned.coef):
+        print("note: the shipped learned fusion differs from this fit (--write-model saves it)")
     results["n_queries"] = len(queries)
     results["embedder"] = args.embedder
     results["index_stats"] = index.stats

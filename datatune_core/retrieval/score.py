@@ -9,6 +9,8 @@ similarity of the task to each record's description vector; of the user's exampl
 and to its description; popularity. Soft constraints: a record in another language than the task's (and not
 named by it) is down-weighted; a record whose tags match the task kind inferred from the examples is
 up-weighted. The weights are chosen by leave-one-query-kind-out cross-validation (bench/retrieval_eval.py).
+The default fusion is the learned one (`retrieval/learned.py`), which uses the same signals and constraints as
+features; this weighted RRF is `--mode rrf`.
 
     >>> feats = query_features(index, parse_query("Classify review sentiment", examples))
     >>> scores = fuse_features(index, feats, DEFAULT_FUSION)
@@ -135,8 +137,13 @@ def subtask_mask(index: SearchIndex) -> np.ndarray:
     return mask
 
 
-def fuse_features(index: SearchIndex, feats: QueryFeatures, fusion: FusionWeights) -> dict[int, float]:
-    """Weighted RRF of the signals' rankings, then the subtask, language and task-kind soft constraints."""
+def fuse_features(index: SearchIndex, feats: QueryFeatures, fusion) -> dict[int, float]:
+    """Weighted RRF of the signals' rankings, then the subtask, language and task-kind soft constraints; or, for
+    a `learned.LearnedFusion`, the learned model's scores."""
+    if not isinstance(fusion, FusionWeights):
+        from datatune_core.retrieval.learned import fuse_learned
+
+        return fuse_learned(index, feats, fusion)
     scores: dict[int, float] = {}
     for s, ranking in feats.rankings.items():
         w = fusion.weight(s)

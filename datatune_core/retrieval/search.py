@@ -7,10 +7,11 @@ language and format, the search's own `explanation` and, after rerank, a one-sen
 
 Steps: the query is parsed (`retrieval/query.py`: instruction, examples, keywords, language, task kind); signals
 (BM25 over all and over each field, dense similarity of the task and of the examples) come from the persisted
-index (`retrieval/index.py`) and are fused by weighted reciprocal-rank fusion with language and task-kind soft
-constraints (`retrieval/score.py`; weights chosen on bench/data, see the README, "Dataset catalogs and
-retrieval"); the leakage guard drops the evaluation unit's families and any dataset whose rows overlap the
-unit's test inputs; the top N go to the LLM reranker (`retrieval/rerank.py`, self-consistency votes).
+index (`retrieval/index.py`) and are fused by a logistic model over every signal's rank and score
+(`retrieval/learned.py`, the default) or by weighted reciprocal-rank fusion with language and task-kind soft
+constraints (`retrieval/score.py`, `--mode rrf`); both are fitted on bench/data (docs/benchmarks/index.md). The
+leakage guard drops the evaluation unit's families and any dataset whose rows overlap the unit's test inputs;
+the top N go to the LLM reranker (`retrieval/rerank.py`, self-consistency votes).
 
     >>> from datatune_core.retrieval.search import search
     >>> res = search("Decide whether a tweet is sarcastic", top_k=5, rerank=False)
@@ -32,17 +33,26 @@ from datatune_core.retrieval.query import ParsedQuery, parse_query
 from datatune_core.retrieval.index import SearchIndex, build_index, load_index
 from datatune_core.retrieval.score import DEPTH, FusionWeights, QueryFeatures, choose_config, explain, fuse_features, query_features
 from datatune_core.retrieval.leakage_guard import LeakageGuard, _overlap_cached
+from datatune_core.retrieval.learned import LearnedFusion, load_model
 
 
 CONFIG_CHOICE_TOP = 60  # candidates whose config is chosen by the task's language and format (the rest: first)
 
 
-# Tuned on every query kind of bench/data/retrieval_queries.jsonl; its leave-one-kind-out cross-validated figures
-# (tuned without the kind they score) are the ones quoted (bench/retrieval_eval.py;
-# figures in the README, "Dataset catalogs and retrieval").
-DEFAULT_FUSION = FusionWeights(w_bm25=3.0, w_dense=2.0, k=20.0, w_pop=3.0, foreign_factor=0.7, w_f_tags=0.5,
+# The weighted RRF (`--mode rrf`, and the fallback when the learned model's file is missing), tuned on every
+# query kind of bench/data/retrieval_queries.jsonl by bench/retrieval_eval.py; the figures quoted are its
+# leave-one-kind-out ones (docs/benchmarks/index.md).
+DEFAULT_FUSION = FusionWeights(w_bm25=2.0, w_dense=2.0, k=20.0, w_pop=3.0, foreign_factor=0.7, w_f_tags=1.0,
                                w_f_description=2.0, w_f_columns=0.5, w_f_samples=2.0, w_ex_samples=3.0,
-                               w_ex_main=0.5, kind_boost=1.2, family_decay=0.8, subtask_factor=0.8)
+                               kind_boost=1.0, family_decay=1.0, subtask_factor=0.8)
+
+
+MODES = ("hybrid", "rrf", "bm25", "dense")
+
+
+def default_fusion() -> FusionWeights | LearnedFusion:
+    """What `hybrid` fuses with: the shipped learned model (retrieval/learned.py), else the weighted RRF."""
+    return load_model() or DEFAULT_FUSION
 
 
 @dataclass
@@ -100,11 +110,14 @@ def _parsed(query: str | ParsedQuery) -> ParsedQuery:
     return query if isinstance(query, ParsedQuery) else parse_query(query)
 
 
-def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeights | None = None,
+def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeights | LearnedFusion | None = None,
                 depth: int = DEPTH, mode: str = "hybrid", feats: QueryFeatures | None = None) -> list[Candidate]:
     """All retrieved records, best first: mode 'bm25' or 'dense' (one retriever over the whole query text, the
-    baselines) or 'hybrid' (field-aware signals fused by weighted RRF, see searchscore.py)."""
-    fusion = fusion or DEFAULT_FUSION
+    baselines), 'hybrid' (field-aware signals fused by `fusion`, default: the learned model) or 'rrf' (the
+    same signals fused by the weighted RRF, DEFAULT_FUSION)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    fusion = fusion or (DEFAULT_FUSION if mode == "rrf" else default_fusion())
     if not len(index):
         return []
     parsed = _parsed(query)
@@ -132,7 +145,8 @@ def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeig
 
 
 def explain_candidates(index: SearchIndex, query: str | ParsedQuery, candidates: list[Candidate],
-                       feats: QueryFeatures | None = None, fusion: FusionWeights | None = None) -> None:
+                       feats: QueryFeatures | None = None,
+                       fusion: FusionWeights | LearnedFusion | None = None) -> None:
     """Attach the search's own explanation to each candidate (matched words and fields, tags, example
     similarity, language, rows available): what the cards show when no LLM reranks."""
     parsed = _parsed(query)
@@ -140,7 +154,7 @@ def explain_candidates(index: SearchIndex, query: str | ParsedQuery, candidates:
     for rank, c in enumerate(candidates, 1):
         pos = index.pos.get(c.record.id)
         if pos is not None:
-            c.explanation = explain(index, pos, feats, rank, fusion or DEFAULT_FUSION)
+            c.explanation = explain(index, pos, feats, rank, fusion or default_fusion())
         else:  # a Hub search result, not in the local index
             c.explanation = {"summary": "Found by the Hugging Face Hub's own search for your task; its rows are "
                                         "streamed from the Hub.", "rows_available": True, "matched": {}, "tags": []}
@@ -166,7 +180,7 @@ def _query_of(spec_or_text: Any) -> tuple[str, str, list[dict], str | None]:
 
 def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_k: int = 10, rerank: bool = True,
            client: Any = None, eval_task: str | None = None, *, rerank_n: int = 25, votes: int = 5,
-           fusion: FusionWeights | None = None, mode: str = "hybrid", home: Path | str | None = None,
+           fusion: FusionWeights | LearnedFusion | None = None, mode: str = "hybrid", home: Path | str | None = None,
            index: SearchIndex | None = None, allow_weak_rerank: bool = False) -> RetrievalResult:
     """Rank catalog datasets for a task. `eval_task` (or the spec's) turns on the leakage guard.
 
@@ -183,6 +197,7 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
     idx = index or load_index(catalogs, home=home)
     parsed = parse_query(instruction, examples)
     feats = query_features(idx, parsed) if len(idx) else None
+    fusion = fusion or (DEFAULT_FUSION if mode == "rrf" else default_fusion())
     ranked = hybrid_rank(idx, parsed, fusion, mode=mode, feats=feats)
     result = RetrievalResult(query=text)
     if idx.problems:

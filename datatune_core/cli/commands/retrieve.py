@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
                  output: Path = typer.Option(None, "--output", help='Batch mode: write {"qid", "ranked"} JSONL.'),
                  votes: int = typer.Option(5, help="Rerank self-consistency votes."),
                  rerank_n: int = typer.Option(25, "--rerank-n", help="How many top results the LLM reranks."),
-                 mode: str = typer.Option("hybrid", help="hybrid | bm25 | dense."),
+                 mode: str = typer.Option("hybrid", help="hybrid (learned fusion of every signal) | rrf (the same "
+                                          "signals, weighted reciprocal-rank fusion) | bm25 | dense."),
                  as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
                  background: bool = typer.Option(False, "--background", help="With --project: run the search as a "
                                                  "background job (kind search) and print its id.")):
@@ -53,8 +54,10 @@ def register(app: typer.Typer) -> None:
         from datatune_core.retrieval.search import save_candidates, search
         from datatune_core.retrieval.index import load_index
 
-        if mode not in ("hybrid", "bm25", "dense"):
-            raise UserError("--mode must be hybrid, bm25 or dense.")
+        from datatune_core.retrieval.search import MODES
+
+        if mode not in MODES:
+            raise UserError("--mode must be hybrid, rrf, bm25 or dense.")
         paths = list(catalog) if catalog else None
         if background:
             from datatune_core.retrieval.search import start_search
