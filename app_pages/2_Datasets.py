@@ -89,7 +89,7 @@ for i, c in enumerate(ranked, 1):
                         + (f" · licence {D.md_escape(rec.get('license'))}" if rec.get("license") else ""))
             scores = []
             if c.get("fused_score") is not None:
-                scores.append(f"search score {c['fused_score']:.3f}")
+                scores.append(f"search score {c['fused_score']:.4f}")
             if c.get("bm25_score") is not None:
                 scores.append(f"BM25 {c['bm25_score']:.2f}")
             if c.get("dense_score") is not None:

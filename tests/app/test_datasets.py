@@ -36,7 +36,7 @@ def test_candidates_show_scores_reasons_columns_and_exclusions(app_home, store, 
     at = open_app(PAGE, project=pid)
     t = texts(at)
     assert "Candidates (3)" in t
-    assert "search score 0.031" in t and "LLM rank 1 (5 votes)" in t
+    assert "search score 0.0310" in t and "LLM rank 1 (5 votes)" in t
     assert "Columns: answer (string)" in t and "question (string) · 20 rows" in t
     assert r"\[a link\]\(x\)" in t  # LLM text is shown escaped, never as a link
     assert "Only its description is available offline" in t
