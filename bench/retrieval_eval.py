@@ -227,8 +227,9 @@ LEARNED_FOREIGN = 0.7  # kept outside the fit, as in the RRF: macro alike with 1
 
 def fit_learned(prepared: list[Prepared], c: float = LEARNED_C, decay: float = LEARNED_DECAY,
                 foreign: float = LEARNED_FOREIGN) -> LearnedFusion:
-    """A logistic model of "is this pool record relevant" over learned.FEATURES: every kind weighs the same,
-    relevant and other records weigh the same (balanced), leakage-excluded records count as not relevant."""
+    """A logistic model of "is this pool record relevant" over learned.FEATURES. Each record weighs 1 / (queries of
+    its kind), so every kind counts like one average query of it; relevant and other records weigh the same in
+    total (balanced); leakage-excluded records (the search never shows them) weigh 0."""
     from collections import Counter
 
     from sklearn.linear_model import LogisticRegression
@@ -236,7 +237,7 @@ def fit_learned(prepared: list[Prepared], c: float = LEARNED_C, decay: float = L
     kinds = Counter(p.kind for p in prepared)
     x = np.concatenate([p.X for p in prepared])
     y = np.concatenate([p.rel & p.keep for p in prepared])
-    w = np.concatenate([np.full(len(p.pool), 1.0 / kinds[p.kind]) for p in prepared])
+    w = np.concatenate([np.where(p.keep, 1.0 / kinds[p.kind], 0.0) for p in prepared])
     mean, scale = x.mean(0), x.std(0) + 1e-9
     m = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
     m.fit((x - mean) / scale, y, sample_weight=w)

@@ -2,7 +2,8 @@
 
 In: a `SearchIndex` and the `QueryFeatures` of one query (score.query_features). Out: a score in (0, 1) per record
 of the pool (every record some signal ranked), then the same language factor and family decay as the weighted
-RRF (the language factor is kept outside the model: the labelled set has few non-English records to learn it). The model is a
+RRF. "Another language than the task's" is a feature of the model and also a fixed x0.7 on top of it: the
+labelled set has few non-English records to learn it from. The model is a
 plain linear function of `FEATURES` (standardized), fitted by bench/retrieval_eval.py on the labelled queries of
 bench/data (every query kind weighs the same) and shipped as datatune_core/data/fusion_model.json; running a
 search needs numpy only. Against the tuned weighted RRF (`FusionWeights`) it has no starting point to be
@@ -102,7 +103,8 @@ class LearnedFusion:
 
     @property
     def subtask_factor(self) -> float:
-        """< 1 when the model lowers container-task subtasks (the explanation then says so), else 1."""
+        """A flag in FusionWeights' terms for the explanation: < 1 when the fitted model lowers container-task
+        subtasks (a negative `subtask` coefficient), else 1."""
         return 0.8 if self.coef[self.features.index("subtask")] < 0 else 1.0
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -117,7 +119,8 @@ class LearnedFusion:
 
 
 def load_model(path: Path | str = MODEL_PATH) -> LearnedFusion | None:
-    """The shipped model, or None when the file is missing, unreadable or fitted on other features."""
+    """The shipped model, or None when the file is missing, unreadable, not finite or fitted on other features
+    (read once per process: a model written later is seen after a restart)."""
     return _load(str(path))
 
 
@@ -129,6 +132,13 @@ def _load(path: str) -> LearnedFusion | None:
     except (OSError, ValueError, TypeError):
         return None
     if tuple(model.features) != FEATURES or not len(model.coef) == len(model.mean) == len(model.scale) == len(FEATURES):
+        return None
+    try:
+        numbers = np.asarray([*model.coef, *model.mean, *model.scale, model.intercept, model.family_decay,
+                              model.foreign_factor], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if not np.isfinite(numbers).all() or min(model.scale) <= 0:
         return None
     return model
 

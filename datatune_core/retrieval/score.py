@@ -190,10 +190,10 @@ def _word_stems(index: SearchIndex, words: list[str]) -> dict[str, str]:
 
 
 def explain(index: SearchIndex, pos: int, feats: QueryFeatures, rank: int | None = None,
-            fusion: FusionWeights | None = None) -> dict:
+            fusion=None) -> dict:
     """Why record `pos` ranks where it does, from the search itself (no LLM): matched words per field, matching
     tags, similarity of the user's examples to its sample rows, language, task kind, whether rows are here and
-    whether `fusion` lowered it as one of a container task's subtasks."""
+    whether `fusion` (FusionWeights or learned.LearnedFusion) lowered it as one of a container task's subtasks."""
     rec = index.records[pos]
     parsed = feats.parsed
     words = list(dict.fromkeys(re.findall(r"[^\W_]{3,}", parsed.keywords + " " + parsed.examples_text[:300])))

@@ -117,6 +117,8 @@ def hybrid_rank(index: SearchIndex, query: str | ParsedQuery, fusion: FusionWeig
     same signals fused by the weighted RRF, DEFAULT_FUSION)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    if mode == "rrf" and fusion is not None and not isinstance(fusion, FusionWeights):
+        raise ValueError("mode 'rrf' fuses with FusionWeights; a learned fusion is mode 'hybrid'")
     fusion = fusion or (DEFAULT_FUSION if mode == "rrf" else default_fusion())
     if not len(index):
         return []
@@ -255,8 +257,9 @@ def search(spec_or_text: Any, catalogs: Sequence[Path | str] | None = None, top_
         result.reranked, result.votes, result.none_votes = out.usable_votes > 0, out.usable_votes, out.none_votes
         result.notes.extend(out.notes)
     result.candidates = pool[:top_k]
-    if feats is not None:
-        explain_candidates(idx, parsed, result.candidates, feats, fusion)
+    if feats is not None:  # bm25 / dense lower no subtask: a neutral fusion, so the explanation does not say so
+        explain_candidates(idx, parsed, result.candidates, feats,
+                           fusion if mode in ("hybrid", "rrf") else FusionWeights())
     return result
 
 

@@ -88,3 +88,14 @@ def test_catalog_commands(home, tmp_path):
     assert "local/faq" in r.output
     r = runner.invoke(app, ["catalog", "show", "local/faq", *args, "--rows", "1"])
     assert r.exit_code == 0 and "reset my password" in r.output
+
+
+def test_retrieve_modes_on_the_command_line(home, tmp_path):
+    cat = minimal_catalog(tmp_path / "min.jsonl.gz")
+    for mode in ("hybrid", "rrf", "bm25", "dense"):
+        r = runner.invoke(app, ["retrieve", "is this tweet sarcastic?", "--catalog", str(cat), "--no-rerank",
+                                "--mode", mode, "--json"])
+        assert r.exit_code == 0, (mode, r.output)
+        assert json.loads(r.stdout)["candidates"][0]["dataset_id"] == "sarcasm_tweets", mode
+    bad = runner.invoke(app, ["retrieve", "sarcasm", "--catalog", str(cat), "--no-rerank", "--mode", "best"])
+    assert bad.exit_code != 0 and "--mode must be hybrid, rrf, bm25 or dense" in str(bad.exception or bad.output)

@@ -17,18 +17,26 @@ from datatune_core.retrieval.learned import (FEATURES, LearnedFusion, fuse_learn
                                              pool_of)
 from datatune_core.retrieval.query import parse_query
 from datatune_core.retrieval.score import fuse_features, query_features
+from datatune_core.retrieval import search as search_module
 from datatune_core.retrieval.search import DEFAULT_FUSION, default_fusion, hybrid_rank, search
+
+from .conftest import write_catalog
 
 pytestmark = pytest.mark.slow  # the tiny index is a real MiniLM index
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _only(feature: str, decay: float = 1.0) -> LearnedFusion:
+def _only(feature: str, decay: float = 1.0, foreign: float = 1.0) -> LearnedFusion:
     """A model that scores by one feature alone (standardization off)."""
     n = len(FEATURES)
     coef = [0.0] * n
     coef[FEATURES.index(feature)] = 1.0
-    return LearnedFusion(coef=coef, intercept=0.0, mean=[0.0] * n, scale=[1.0] * n, family_decay=decay)
+    return LearnedFusion(coef=coef, intercept=0.0, mean=[0.0] * n, scale=[1.0] * n, family_decay=decay,
+                         foreign_factor=foreign)
+
+
+def _sigmoid(v: float) -> float:
+    return 1 / (1 + math.exp(-v))
 
 
 def test_the_shipped_model_is_the_default_fusion():
@@ -52,6 +60,7 @@ def test_pool_features_follow_the_signal_rankings(tiny_index):
     j = pool.index(top)
     assert col["bm25:rr5"][j] == pytest.approx(1 / 6) and col["bm25:rel"][j] == pytest.approx(1.0)
     absent = [k for k, p in enumerate(pool) if p not in feats.rankings["bm25"]]
+    assert absent  # dense ranks every record, BM25 only those sharing a word
     for k in absent:  # not ranked by a signal: no reciprocal rank, the capped log rank
         assert col["bm25:rr5"][k] == 0 and col["bm25:neglogrank"][k] == pytest.approx(-math.log(300))
     assert col["dense:sim_gap"].max() == pytest.approx(0.0)  # the query's best description similarity
@@ -68,7 +77,7 @@ def test_fuse_learned_is_the_model_probability(tiny_index):
     bm = feats.rankings["bm25"]
     assert ranked[:len(bm)] == bm  # scored by the BM25 rank alone: the BM25 order
     assert all(0.0 < v < 1.0 for v in scores.values())
-    assert scores[bm[0]] == pytest.approx(1 / (1 + math.exp(-1 / 6)))
+    assert scores[bm[0]] == pytest.approx(_sigmoid(1 / 6))
     assert fuse_features(tiny_index, feats, _only("bm25:rr5")) == scores  # fuse_features dispatches on the type
 
 
@@ -90,10 +99,14 @@ def test_rrf_mode_and_the_default_hybrid(tiny_index):
     feats = query_features(tiny_index, parse_query(q))
     want = fuse_features(tiny_index, feats, DEFAULT_FUSION)
     assert {c.record.id: c.fused_score for c in rrf} == {tiny_index.records[i].id: v for i, v in want.items()}
-    hyb = hybrid_rank(tiny_index, q)
-    assert hyb[0].record.id == "sarcasm_tweets" and 0 < hyb[0].fused_score < 1  # a probability
+    hyb = hybrid_rank(tiny_index, q)  # the default: the shipped learned model
+    learned = fuse_learned(tiny_index, feats, load_model())
+    assert {c.record.id: c.fused_score for c in hyb} == {tiny_index.records[i].id: v for i, v in learned.items()}
+    assert hyb[0].record.id == "sarcasm_tweets"
     with pytest.raises(ValueError):
         hybrid_rank(tiny_index, q, mode="best")
+    with pytest.raises(ValueError):  # a learned model is not a weighted RRF
+        hybrid_rank(tiny_index, q, load_model(), mode="rrf")
     res = search(q, top_k=3, rerank=False, index=tiny_index, mode="rrf")
     assert res.ids()[0] == "sarcasm_tweets" and res.candidates[0].explanation["summary"]
 
@@ -109,3 +122,55 @@ def test_retrieval_eval_smoke_fits_the_learned_fusion(tmp_path):
         assert 0.0 <= macro[col]["R@5"] <= 1.0 and 0.0 <= macro[col]["MRR"] <= 1.0
     assert macro["learned (all kinds)"]["MRR"] > macro["bm25"]["MRR"]  # the fitted model ranks better than BM25
     assert "seed" in out["kinds"] and out["latency_ms"]["n"] > 0
+
+
+def test_default_falls_back_to_the_rrf_without_a_model(tiny_index, monkeypatch):
+    monkeypatch.setattr(search_module, "load_model", lambda: None)
+    assert default_fusion() is DEFAULT_FUSION
+    q = "translate english sentences to german"
+    assert [c.record.id for c in hybrid_rank(tiny_index, q)] == [c.record.id for c in hybrid_rank(tiny_index, q, mode="rrf")]
+
+
+def test_language_factor_and_family_decay_of_the_learned_fusion(tmp_path):
+    from datatune_core.retrieval.index import load_index
+
+    def rec(i: str, desc: str, family: str | None, langs: list[str]) -> dict:
+        return {"id": i, "name": i, "description": desc, "source": "huggingface", "family": family,
+                "languages": langs, "configs": [{"name": "default", "columns": {"text": "string"}, "splits": {}}]}
+
+    idx = load_index([write_catalog(tmp_path / "c.jsonl", [
+        rec("reviews_a", "Movie reviews labelled with their sentiment.", "reviews", ["en"]),
+        rec("reviews_b", "Film reviews with sentiment labels, positive or negative.", "reviews", ["en"]),
+        rec("reviews_de", "Movie reviews with sentiment labels, in German.", None, ["de"]),
+        rec("weather", "Daily weather measurements of a city.", None, ["en"])])], home=tmp_path / "home")
+    feats = query_features(idx, parse_query("Classify the sentiment of a movie review."))
+    sim = {idx.records[i].id: float(feats.scores["dense"][i]) for i in pool_of(feats)}
+    plain = fuse_learned(idx, feats, _only("dense:sim"))
+    byid = {idx.records[i].id: v for i, v in plain.items()}
+    assert byid == pytest.approx({k: _sigmoid(v) for k, v in sim.items()})
+    lowered = {idx.records[i].id: v for i, v in fuse_learned(idx, feats, _only("dense:sim", foreign=0.5)).items()}
+    assert lowered["reviews_de"] == pytest.approx(0.5 * byid["reviews_de"])  # only the German record
+    assert {k: v for k, v in lowered.items() if k != "reviews_de"} == pytest.approx(
+        {k: v for k, v in byid.items() if k != "reviews_de"})
+    decayed = {idx.records[i].id: v for i, v in fuse_learned(idx, feats, _only("dense:sim", decay=0.5)).items()}
+    first, second = sorted(["reviews_a", "reviews_b"], key=lambda k: -byid[k])
+    assert decayed[first] == pytest.approx(byid[first]) and decayed[second] == pytest.approx(0.5 * byid[second])
+
+
+def test_the_bench_fits_on_what_the_search_scores(tiny_index):
+    """Train/serve parity: the bench's Prepared query orders the pool exactly as the search does."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import retrieval_eval
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    model = load_model()
+    for q in ({"qid": "a", "kind": "seed", "query": "detect sarcasm in tweets", "relevant": {"sarcasm_tweets"}},
+              {"qid": "b", "kind": "task-prompt", "query": "Which topic is this news about?",
+               "examples": [{"input": "Stocks fell sharply on Monday", "output": "business"}],
+               "relevant": {"news_topics"}}):
+        p = retrieval_eval.Prepared(tiny_index, q)
+        bench_order = [p.ids[j] for j in p.order(model)]
+        served = [c.record.id for c in hybrid_rank(tiny_index, parse_query(q["query"], q.get("examples")), model)]
+        assert bench_order == served
+        assert p.X.shape == (len(p.pool), len(FEATURES))
