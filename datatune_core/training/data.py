@@ -50,10 +50,24 @@ def filter_leakage(rows: list[dict], eval_tasks: list[str], *, refuse_texts: lis
     return [r for i, r in enumerate(rows) if i not in bad], len(bad)
 
 
+MIN_INPUT_TOKENS = 16  # a row whose input would keep fewer tokens than this after the prompt head is dropped
+
+
+def prompt_head_ids(tok: Any, fmt: Any) -> list[int]:
+    """The token ids every prompt of `fmt` starts with (chat header, instruction, demonstrations)."""
+    head = fmt.prefix_text(tok)
+    return fmt.ids(tok, head) if head else []
+
+
 def tokenize_row(tok: Any, instruction: str, inp: str, out: str, style: str, max_len: int,
-                 fmt: Any = None) -> dict | None:
+                 fmt: Any = None, head: list[int] | None = None) -> dict | None:
     """input_ids + labels (-100 on the prompt); answer + end-of-turn/EOS are the only supervised tokens. The prompt
-    is `fmt`'s (a `prompting.PromptFormat`; default: the instruction without demonstrations)."""
+    is `fmt`'s (a `prompting.PromptFormat`; default: the instruction without demonstrations).
+
+    A row longer than `max_len` keeps the prompt's head whole (`head`, default `prompt_head_ids`: what every test
+    prompt of the format starts with) and the end of its own part (the question and its choices); the start of
+    its input is cut and the result says `truncated`. None when the answer takes over half of `max_len` or the
+    head leaves fewer than MIN_INPUT_TOKENS for the input."""
     from datatune_core.evaluation.prompting import PromptFormat
 
     fmt = fmt or PromptFormat(instruction, [], style)
@@ -61,9 +75,17 @@ def tokenize_row(tok: Any, instruction: str, inp: str, out: str, style: str, max
     a = fmt.answer_ids(tok, out) + fmt.end_ids(tok)
     if len(a) > max_len // 2:
         return None
-    if len(p) + len(a) > max_len:
-        p = p[len(p) + len(a) - max_len:]
-    return {"input_ids": p + a, "labels": [-100] * len(p) + a}
+    truncated = len(p) + len(a) > max_len
+    if truncated:
+        head = prompt_head_ids(tok, fmt) if head is None else head
+        keep = 0
+        while keep < min(len(head), len(p)) and head[keep] == p[keep]:
+            keep += 1
+        room = max_len - len(a) - keep
+        if room < MIN_INPUT_TOKENS:
+            return None
+        p = p[:keep] + p[len(p) - room:]
+    return {"input_ids": p + a, "labels": [-100] * len(p) + a, "truncated": truncated}
 
 
 def pack(features: list[dict], max_len: int) -> list[dict]:
@@ -102,6 +124,15 @@ def few_rows_warning(n_rows: int) -> str | None:
             "\u2014 aim for a few hundred rows.")
 
 
+def truncation_warning(n_cut: int, n_rows: int, max_len: int) -> str | None:
+    """The warning shown when rows were too long to be trained on whole."""
+    if not n_cut:
+        return None
+    return (f"{n_cut} of {n_rows} training rows were longer than max_seq_len={max_len} tokens: the start of their "
+            "input was cut (the instruction and demonstrations are kept whole). Raise max_seq_len to train on "
+            "them as they are scored.")
+
+
 def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: str, *, fmt: Any = None,
                  test_set: Any = None) -> PreparedData:
     """Leakage check, seeded shuffle / split, tokenization in `fmt` (default: `instruction`, no demonstrations)."""
@@ -128,27 +159,33 @@ def prepare_data(tok: Any, rows: list[dict], cfg: LoraTrainConfig, instruction: 
                         "'input' and 'output' columns).")
     n_val = int(round(len(rows) * cfg.val_fraction)) if len(rows) >= MIN_ROWS_FOR_VAL else 0
     val_rows, train_rows_ = rows[:n_val], rows[n_val:]
-    feats, dropped = [], 0
+    feats, dropped, cut = [], 0, 0
+    head = prompt_head_ids(tok, fmt)
     for part in (train_rows_, val_rows):
         fs = []
         for r in part:
-            f = tokenize_row(tok, instruction, r["input"], r["output"], style, cfg.max_seq_len, fmt)
+            f = tokenize_row(tok, instruction, r["input"], r["output"], style, cfg.max_seq_len, fmt, head)
             if f is None:
                 dropped += 1
             else:
+                cut += f.pop("truncated")
                 fs.append(f)
         feats.append(fs)
     train, val = feats
     if not train:
-        raise UserError(f"All rows are too long for max_seq_len={cfg.max_seq_len}; raise it.")
+        raise UserError(f"All rows are too long for max_seq_len={cfg.max_seq_len}: every prompt starts with "
+                        f"{len(head)} tokens of instruction and demonstrations. Raise max_seq_len to at least "
+                        f"{len(head) + 128}.")
     if cfg.packing:
         train = pack(train, cfg.max_seq_len)
     stats = {"rows": n_in, "empty": n_empty, "leaked_removed": n_leak, "too_long": dropped, "train": len(train_rows_),
              "val": len(val_rows), "train_sequences": len(train), "prompt_style": style,
-             "train_tokens": sum(len(f["input_ids"]) for f in train)}
-    warning = few_rows_warning(len(rows))
-    if warning:
-        stats["warnings"] = [warning]
+             "train_tokens": sum(len(f["input_ids"]) for f in train), "truncated": cut,
+             "prompt_head_tokens": len(head)}
+    warnings = [w for w in (few_rows_warning(len(rows)), truncation_warning(cut, len(rows), cfg.max_seq_len))
+                if w]
+    if warnings:
+        stats["warnings"] = warnings
     return PreparedData(train, val, stats, sorted({text_hash(r["input"]) for r in train_rows_ + val_rows}),
                         rows=[{k: r.get(k) for k in ("input", "output", "id", "dataset_id")}
                               for r in train_rows_ + val_rows], fmt=fmt)

@@ -39,11 +39,40 @@ def test_labels_masked_except_output_and_eos_learned(fixture, request):
     assert "sky" in tok.decode(ids[:n_prompt]) and "blue" not in tok.decode(ids[:n_prompt])
 
 
-def test_long_prompts_cut_from_the_left_and_long_answers_dropped(tiny_model):
+def test_long_inputs_are_cut_after_the_prompt_head_and_long_answers_dropped(tiny_model):
+    from datatune_core.evaluation.prompting import PromptFormat
+    from datatune_core.training.data import prompt_head_ids
+
     tok = load_tokenizer(tiny_model)
     f = tokenize_row(tok, "", "apple " * 200, "red", "chat", 64)
-    assert len(f["input_ids"]) == 64 and f["labels"][-1] == tok.eos_token_id
+    assert len(f["input_ids"]) == 64 and f["labels"][-1] == tok.eos_token_id and f["truncated"]
     assert tokenize_row(tok, "", "x", "red " * 100, "chat", 64) is None
+    # the instruction and demonstrations every test prompt starts with stay whole; the input's start is cut
+    fmt = PromptFormat("Name the color of the thing.", [("What color is grass?", "green"),
+                                                        ("What color is snow?", "white")], "chat")
+    head = prompt_head_ids(tok, fmt)
+    assert 10 < len(head) < 100
+    long_input = "filler " * 150 + "What color is the sky?"
+    f = tokenize_row(tok, "", long_input, "blue", "chat", len(head) + 40, fmt)
+    assert f["truncated"] and len(f["input_ids"]) == len(head) + 40
+    assert f["input_ids"][:len(head)] == head
+    n_prompt = f["labels"].count(-100)
+    kept = tok.decode(f["input_ids"][len(head):n_prompt])
+    assert "What color is the sky?" in kept and kept.count("filler") < 40
+    whole = tokenize_row(tok, "", "What color is the sky?", "blue", "chat", 512, fmt)
+    assert not whole["truncated"] and whole["input_ids"][:len(head)] == head
+    assert tokenize_row(tok, "", long_input, "blue", "chat", len(head) + 8, fmt) is None  # no room for the input
+
+
+def test_prepare_data_counts_and_warns_about_cut_rows(tiny_model):
+    tok = load_tokenizer(tiny_model)
+    rows = color_rows(2) + [{"input": "filler " * 300 + "What color is the sky?", "output": "blue"}] * 3
+    data = prepare_data(tok, rows, tiny_cfg(tiny_model, max_seq_len=96, packing=False), "Name the color.")
+    assert data.stats["truncated"] == 3 and data.stats["prompt_head_tokens"] > 0
+    assert any("3 of" in w and "max_seq_len=96" in w for w in data.stats["warnings"])
+    assert max(len(f["input_ids"]) for f in data.train + data.val) <= 96
+    with pytest.raises(UserError, match="Raise max_seq_len to at least"):
+        prepare_data(tok, rows, tiny_cfg(tiny_model, max_seq_len=8), "Name the color.")
 
 
 def test_packing_keeps_every_token():
