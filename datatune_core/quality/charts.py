@@ -293,7 +293,13 @@ def export_figures(figs: dict[str, Any], out_dir: Path | str, formats: tuple[str
         try:
             for name, fig in figs.items():
                 path = out / f"{name}.png"
-                fig.write_image(str(path), scale=png_scale, width=png_width)
+                for attempt in (1, 2):  # a browser that starts too slowly on a loaded machine gets a second try
+                    try:
+                        fig.write_image(str(path), scale=png_scale, width=png_width)
+                        break
+                    except Exception:
+                        if attempt == 2:
+                            raise
                 res.png.append(path)
         except Exception as e:  # kaleido/browser problems must not lose the HTML charts
             res.message = f"PNG export failed ({type(e).__name__}: {str(e)[:200]}). {PNG_HELP}"

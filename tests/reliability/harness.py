@@ -511,7 +511,7 @@ class TrainStage(Stage):
         from datatune_core.training.config import LoraTrainConfig
 
         cfg = LoraTrainConfig.from_preset("cpu-demo", model=ctx["model"], max_steps=TRAIN_STEPS, batch_size=2,
-                                          max_seq_len=64, eval_every=4, save_every=4, target_modules="all-linear",
+                                          max_seq_len=160, eval_every=4, save_every=4, target_modules="all-linear",
                                           max_rows=40)
         return "train", cfg.to_dict(), ctx["pid"]
 
